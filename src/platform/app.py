@@ -1,0 +1,231 @@
+"""The Starlette application: GraphQL, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry import Schema
+from strawberry.http.ides import get_graphql_ide_html
+
+from brandloop.auth.jwt import JwtVerifier
+from brandloop.auth.service import authenticate
+from brandloop.db import migrate
+from brandloop.db.engine import create_engine, resolve_url
+from brandloop.db.session import new_session
+from brandloop.errors import Unauthenticated
+from brandloop.graphql.context import RequestContext
+from brandloop.graphql.errors import format_error
+from brandloop.graphql.schema import create_schema
+from brandloop.observability import HTTP_REQUESTS, HTTP_SECONDS
+from brandloop.settings import Settings, get_settings
+
+log = structlog.get_logger("brandloop.app")
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics"}
+
+
+@dataclass
+class Runtime:
+    """What the process shares between requests; nothing tenant-specific lives here."""
+
+    settings: Settings
+    engine: AsyncEngine
+    schema: Schema
+    verifier: JwtVerifier
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return credential.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _read_operation(request: Request, limit: int) -> dict[str, Any] | JSONResponse:
+    if "application/json" not in request.headers.get("content-type", ""):
+        return _error(415, "BAD_REQUEST", "Send the operation as JSON (Content-Type: application/json).")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return _error(413, "BAD_REQUEST", f"The request body is over {limit} bytes.")
+    body = await request.body()
+    if len(body) > limit:
+        return _error(413, "BAD_REQUEST", f"The request body is over {limit} bytes.")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return _error(400, "BAD_REQUEST", "The request body is not valid JSON.")
+    if isinstance(payload, list):
+        return _error(400, "BAD_REQUEST", "Batched operations are not accepted; send one per request.")
+    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+        return _error(400, "BAD_REQUEST", 'Send {"query": "...", "variables": {...}}.')
+    if not isinstance(payload.get("variables") or {}, dict):
+        return _error(400, "BAD_REQUEST", "`variables` must be an object.")
+    if not isinstance(payload.get("operationName") or "", str):
+        return _error(400, "BAD_REQUEST", "`operationName` must be a string.")
+    return payload
+
+
+async def graphql(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    if request.method == "GET":
+        if runtime.settings.graphiql:
+            return HTMLResponse(get_graphql_ide_html())
+        return _error(405, "BAD_REQUEST", "POST GraphQL operations as JSON.")
+    payload = await _read_operation(request, runtime.settings.max_body_bytes)
+    if isinstance(payload, Response):
+        return payload
+    credential = _bearer(request)
+    if credential is None:
+        return _error(401, "UNAUTHENTICATED", "Send `Authorization: Bearer <API key or JWT>`.")
+    request_id = request.state.request_id
+    async with new_session(runtime.engine) as session:
+        async with session.begin():
+            try:
+                principal = await authenticate(session, credential, runtime.verifier)
+            except Unauthenticated as error:
+                return _error(401, error.code, str(error))
+            structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
+            context = RequestContext(principal, session, runtime.settings, request_id)
+            result = await runtime.schema.execute(
+                payload["query"],
+                variable_values=payload.get("variables"),
+                context_value=context,
+                operation_name=payload.get("operationName"),
+            )
+        # The transaction has committed: only now may the client hear that writes succeeded.
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [format_error(e, request_id) for e in result.errors]
+    if result.extensions:
+        body["extensions"] = result.extensions
+    return JSONResponse(body)
+
+
+async def unexpected(request: Request, error: Exception) -> Response:
+    log.error("unhandled error", exc_info=error)
+    request_id = getattr(request.state, "request_id", "?")
+    return _error(500, "INTERNAL_SERVER_ERROR", f"Internal server error. Quote request id {request_id}.")
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    try:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        current = await migrate.current_revision(runtime.engine)
+    except Exception as error:  # noqa: BLE001 - any failure means not ready
+        log.warning("not ready", error=str(error))
+        return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, status_code=503)
+    head = migrate.head_revision()
+    if current != head:
+        return JSONResponse(
+            {"status": "unavailable", "reason": f"migrations at {current}, code expects {head}"},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "revision": current})
+
+
+async def metrics(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestLog:
+    """Gives each request an id (kept from X-Request-Id when sane), logs and measures it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope["path"] if scope["path"] in ROUTES else "other"
+            HTTP_REQUESTS.labels(route, str(status)).inc()
+            HTTP_SECONDS.labels(route).observe(elapsed)
+            log.info(
+                "request",
+                method=scope["method"],
+                path=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 1),
+            )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(resolve_url(settings), settings.database_pool_size)
+        app.state.runtime = Runtime(settings, engine, create_schema(settings), JwtVerifier(settings))
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        middleware=[
+            Middleware(RequestLog),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+                expose_headers=["X-Request-Id"],
+                max_age=600,
+            ),
+        ],
+        exception_handlers={Exception: unexpected},
+        lifespan=lifespan,
+    )

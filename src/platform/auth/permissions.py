@@ -1,0 +1,53 @@
+"""Roles and what each may do. Every query and mutation names the permission it needs."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+
+class Role(enum.StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MARKETER = "marketer"
+    ANALYST = "analyst"
+    VIEWER = "viewer"
+
+
+class Permission(enum.StrEnum):
+    TENANT_READ = "tenant:read"
+    CUSTOMERS_READ = "customers:read"
+    CUSTOMERS_WRITE = "customers:write"
+    API_KEYS_MANAGE = "api_keys:manage"
+
+
+_READ = {Permission.TENANT_READ, Permission.CUSTOMERS_READ}
+_WRITE = _READ | {Permission.CUSTOMERS_WRITE}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: frozenset(_READ),
+    Role.ANALYST: frozenset(_READ),
+    Role.MARKETER: frozenset(_WRITE),
+    Role.ADMIN: frozenset(_WRITE | {Permission.API_KEYS_MANAGE}),
+    Role.OWNER: frozenset(Permission),
+}
+
+# Higher ranks may hand out keys of their rank or below, never above.
+ROLE_RANK = {Role.VIEWER: 0, Role.ANALYST: 1, Role.MARKETER: 2, Role.ADMIN: 3, Role.OWNER: 4}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    tenant_id: uuid.UUID
+    role: Role
+    subject: str
+    """`api_key:<prefix>` or the JWT's `sub`: for logs, never a secret."""
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.role]
+
+    def may_grant(self, role: Role) -> bool:
+        return ROLE_RANK[role] <= ROLE_RANK[self.role]

@@ -1,0 +1,219 @@
+"""`brandloop`: serve the API, migrate, and administer tenants and keys.
+
+Every command talks to the configured database, or to the embedded one in the data folder
+(joining it when `make serve` already runs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from brandloop import demo
+from brandloop.app import create_app
+from brandloop.auth import service as auth
+from brandloop.auth.jwt import DevTokenIssuer
+from brandloop.auth.models import ApiKey
+from brandloop.auth.permissions import Role
+from brandloop.db import migrate as migrations
+from brandloop.db.engine import create_engine, resolve_url
+from brandloop.db.session import platform_transaction, tenant_transaction
+from brandloop.errors import InvalidInput
+from brandloop.graphql.schema import sdl
+from brandloop.observability import configure_logging
+from brandloop.settings import Settings, get_settings
+from brandloop.tenancy import service as tenancy
+from brandloop.tenancy.models import Tenant
+
+app = typer.Typer(help="Brandloop: customers, loyalty, NPS, conflicts and KPIs for brands.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(schema_app, name="schema")
+
+console = Console()
+T = TypeVar("T")
+
+
+def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]], settings: Settings | None = None) -> T:
+    settings = settings or get_settings()
+
+    async def run() -> T:
+        engine = create_engine(resolve_url(settings), pool_size=2)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except InvalidInput as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+
+
+async def _tenant(engine: AsyncEngine, slug: str) -> Tenant:
+    async with platform_transaction(engine) as session:
+        tenant = await tenancy.find_tenant(session, slug)
+    if tenant is None:
+        console.print(f"[red]No tenant is called {slug!r}; see `brandloop tenant list`.[/red]")
+        raise typer.Exit(2)
+    return tenant
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Defaults to BRANDLOOP_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Defaults to BRANDLOOP_PORT.")] = None,
+) -> None:
+    """Migrate, create the demo tenant on first run (outside production), and serve the API."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    settings = settings.model_copy(update={"database_url": resolve_url(settings)})
+    host, port = host or settings.host, port or settings.port
+
+    async def prepare(engine: AsyncEngine) -> str | None:
+        await migrations.upgrade(engine)
+        return None if settings.production else await demo.ensure_demo(engine, settings.data_dir)
+
+    key = _with_engine(prepare, settings)
+    print(f"GraphQL: http://{host}:{port}/graphql", flush=True)
+    if key is not None:
+        print(f"API key: {key}", flush=True)
+        print(
+            f"Try: curl -s http://{host}:{port}/graphql -H 'Authorization: Bearer {key}' "
+            "-H 'Content-Type: application/json' "
+            """-d '{"query": "{ customers(first: 5) { totalCount edges { node { displayName email } } } }"}'""",
+            flush=True,
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every pending migration."""
+    _with_engine(migrations.upgrade)
+    console.print(f"Database at revision {migrations.head_revision()}.")
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo tenant with sample customers (once) and print its API key."""
+    settings = get_settings()
+    key = _with_engine(lambda engine: demo.ensure_demo(engine, settings.data_dir), settings)
+    print(f"API key: {key}")
+
+
+@tenant_app.command("create")
+def tenant_create(slug: str, name: Annotated[str, typer.Option(help="The brand's display name.")]) -> None:
+    """Create a tenant."""
+
+    async def work(engine: AsyncEngine) -> Tenant:
+        async with platform_transaction(engine) as session:
+            return await tenancy.create_tenant(session, slug=slug, name=name)
+
+    tenant = _with_engine(work)
+    console.print(f"Tenant {tenant.slug} created with id {tenant.id}.")
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List every tenant."""
+
+    async def work(engine: AsyncEngine) -> list[Tenant]:
+        async with platform_transaction(engine) as session:
+            return await tenancy.list_tenants(session)
+
+    table = Table("slug", "name", "status", "id", "created")
+    for t in _with_engine(work):
+        table.add_row(t.slug, t.name, t.status, str(t.id), f"{t.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")],
+    role: Annotated[Role, typer.Option(help="What the key may do.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "cli",
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Never expires if left out.")] = None,
+) -> None:
+    """Create an API key; it is printed once, as the last line."""
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+
+    async def work(engine: AsyncEngine) -> auth.IssuedKey:
+        found = await _tenant(engine, tenant)
+        async with tenant_transaction(engine, found.id) as session:
+            return await auth.create_api_key(session, name=name, role=role, expires_at=expires_at)
+
+    issued = _with_engine(work)
+    console.print(f"Key {issued.api_key.prefix} ({role.value}) created; it will not be shown again:")
+    print(issued.secret)
+
+
+@apikey_app.command("list")
+def apikey_list(tenant: Annotated[str, typer.Option(help="The tenant's slug.")]) -> None:
+    """List a tenant's API keys (never their secrets)."""
+
+    async def work(engine: AsyncEngine) -> list[ApiKey]:
+        found = await _tenant(engine, tenant)
+        async with tenant_transaction(engine, found.id) as session:
+            return await auth.list_api_keys(session, first=1000)
+
+    table = Table("prefix", "name", "role", "created", "expires", "last used", "revoked")
+    stamp = lambda t: f"{t:%Y-%m-%d %H:%M}" if t else "-"  # noqa: E731
+    for k in _with_engine(work):
+        table.add_row(k.prefix, k.name, k.role, stamp(k.created_at), stamp(k.expires_at), stamp(k.last_used_at), stamp(k.revoked_at))
+    console.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's visible prefix, from `apikey list`.")],
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")],
+) -> None:
+    """Revoke an API key at once."""
+
+    async def work(engine: AsyncEngine) -> None:
+        found = await _tenant(engine, tenant)
+        async with tenant_transaction(engine, found.id) as session:
+            await auth.revoke_api_key_by_prefix(session, prefix)
+
+    _with_engine(work)
+    console.print(f"Key {prefix} revoked.")
+
+
+@app.command()
+def token(
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")],
+    role: Annotated[Role, typer.Option(help="The role the token carries.")],
+    subject: Annotated[str, typer.Option(help="Who the token is for.")] = "developer",
+    ttl: Annotated[int, typer.Option(min=60, max=86_400, help="Seconds until it expires.")] = 3600,
+) -> None:
+    """Issue a development JWT (refused in production); printed as the last line."""
+    settings = get_settings()
+    if not settings.dev_tokens_enabled:
+        console.print("[red]Development tokens are off (production, or BRANDLOOP_DEV_TOKENS=false).[/red]")
+        raise typer.Exit(2)
+    found = _with_engine(lambda engine: _tenant(engine, tenant), settings)
+    issuer = DevTokenIssuer(settings.data_dir)
+    print(issuer.issue(settings, tenant_id=found.id, role=role, subject=subject, ttl=ttl))
+
+
+@schema_app.command("export")
+def schema_export(
+    output: Annotated[Path, typer.Option(help="Where to write the SDL.")] = Path("docs/schema.graphql"),
+) -> None:
+    """Write the GraphQL schema (SDL) to docs/schema.graphql."""
+    output.write_text(sdl())
+    console.print(f"Schema written to {output}.")

@@ -1,0 +1,1 @@
+"""Customer profiles: one per real person, with tags and a lifecycle stage."""

@@ -1,0 +1,276 @@
+"""Customers in GraphQL: the Customer type, its queries and its mutations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+
+from brandloop.auth.permissions import Permission
+from brandloop.customers import service
+from brandloop.customers.models import Customer as CustomerRow
+from brandloop.customers.models import Tag as TagRow
+from brandloop.customers.service import CustomerFilter, LifecycleStage, TagKind
+from brandloop.errors import InvalidInput, Problem
+from brandloop.graphql.context import Info
+from brandloop.graphql.errors import UserError, user_errors
+from brandloop.graphql.permissions import Needs
+from brandloop.graphql.relay import (
+    BadInput,
+    Connection,
+    Node,
+    check_page_size,
+    connection,
+    global_id,
+    parse_cursor,
+    pk_of,
+)
+
+LifecycleStageEnum = strawberry.enum(
+    LifecycleStage,
+    name="LifecycleStage",
+    description="Where a customer stands: no order yet, new, active, dormant or churned.",
+)
+TagKindEnum = strawberry.enum(TagKind, name="TagKind")
+
+
+@strawberry.type(name="Tag", description="A tenant-defined label on customers.")
+class TagType:
+    id: strawberry.ID
+    name: str
+    kind: TagKindEnum  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, row: TagRow) -> TagType:
+        return cls(id=global_id("Tag", row.id), name=row.name, kind=TagKind(row.kind))
+
+
+@strawberry.type(name="Customer", description="One real person, merged across channels.")
+class CustomerType(Node):
+    pk: strawberry.Private[uuid.UUID]
+    display_name: str
+    email: str | None = strawberry.field(description="Normalised: trimmed and lower-case.")
+    phone: str | None = strawberry.field(description="E.164, e.g. +8613812345678.")
+    lifecycle_stage: LifecycleStageEnum  # type: ignore[valid-type]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: CustomerRow) -> CustomerType:
+        return cls(
+            id=global_id("Customer", row.id),
+            pk=row.id,
+            display_name=row.display_name,
+            email=row.email,
+            phone=row.phone,
+            lifecycle_stage=LifecycleStage(row.lifecycle_stage),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @strawberry.field(description="The customer's tags, by name.")
+    async def tags(self, info: Info) -> list[TagType]:
+        ctx = info.context
+
+        async def load(ids: list[uuid.UUID]) -> list[list[TagType]]:
+            found = await ctx.run(service.tags_of, ids)
+            return [[TagType.of(t) for t in found.get(i, [])] for i in ids]
+
+        return await ctx.loader("customer.tags", load).load(self.pk)
+
+
+async def load_customer(info: Info, pk: uuid.UUID) -> CustomerType | None:
+    """One customer through the request's DataLoader (None when not visible to the tenant)."""
+    ctx = info.context
+
+    async def load(ids: list[uuid.UUID]) -> list[CustomerType | None]:
+        found = await ctx.run(service.get_customers, ids)
+        return [CustomerType.of(found[i]) if i in found else None for i in ids]
+
+    return await ctx.loader("customer", load).load(pk)
+
+
+@strawberry.input(description="Narrows a customer list; all given conditions must hold.")
+class CustomerFilterInput:
+    search: str | None = strawberry.field(
+        default=None, description="Part of the name, email or phone, case-insensitive."
+    )
+    tags: list[str] | None = strawberry.field(
+        default=None, description="Tag names the customer must all carry."
+    )
+    lifecycle_stage: LifecycleStageEnum | None = None  # type: ignore[valid-type]
+
+    def to_filter(self) -> CustomerFilter:
+        return CustomerFilter(
+            search=self.search,
+            tags=tuple(self.tags or ()),
+            lifecycle_stage=self.lifecycle_stage,
+        )
+
+
+@strawberry.type
+class CustomerQueries:
+    @strawberry.field(
+        description="The tenant's customers, oldest first.",
+        extensions=[Needs(Permission.CUSTOMERS_READ)],
+    )
+    async def customers(
+        self,
+        info: Info,
+        first: int = 20,
+        after: str | None = None,
+        filter: CustomerFilterInput | None = None,  # noqa: A002 - the API's word
+    ) -> Connection[CustomerType]:
+        ctx = info.context
+        first = check_page_size(first, ctx.settings.max_page_size)
+        cursor = parse_cursor(after)
+        flt = filter.to_filter() if filter else CustomerFilter()
+        try:
+            rows = await ctx.run(service.list_customers, flt, first=first + 1, after=cursor)
+        except InvalidInput as error:
+            raise BadInput(str(error)) from error
+        return connection(
+            rows,
+            first=first,
+            after=cursor,
+            key=lambda row: row.id,
+            node=CustomerType.of,
+            count=lambda: ctx.run(service.count_customers, flt),
+        )
+
+    @strawberry.field(
+        description="One customer; null when no customer of yours has this id.",
+        extensions=[Needs(Permission.CUSTOMERS_READ)],
+    )
+    async def customer(self, info: Info, id: strawberry.ID) -> CustomerType | None:  # noqa: A002
+        return await load_customer(info, pk_of(id, "Customer"))
+
+    @strawberry.field(
+        description="The tenant's tags, oldest first.",
+        extensions=[Needs(Permission.CUSTOMERS_READ)],
+    )
+    async def tags(self, info: Info, first: int = 20, after: str | None = None) -> Connection[TagType]:
+        ctx = info.context
+        first = check_page_size(first, ctx.settings.max_page_size)
+        cursor = parse_cursor(after)
+        rows = await ctx.run(service.list_tags, first=first + 1, after=cursor)
+        return connection(
+            rows,
+            first=first,
+            after=cursor,
+            key=lambda row: row.id,
+            node=TagType.of,
+            count=lambda: ctx.run(service.count_tags),
+        )
+
+
+@strawberry.input
+class CreateCustomerInput:
+    display_name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+@strawberry.input(description="Fields left out keep their value; email or phone set to null clear it.")
+class UpdateCustomerInput:
+    id: strawberry.ID
+    display_name: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+
+
+@strawberry.input
+class DeleteCustomerInput:
+    id: strawberry.ID
+
+
+@strawberry.input(description="Customers and tag names; unknown tag names are created.")
+class CustomerTagsInput:
+    ids: list[strawberry.ID]
+    tags: list[str]
+
+
+@strawberry.type
+class CustomerPayload:
+    customer: CustomerType | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeleteCustomerPayload:
+    deleted_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class CustomerTagsPayload:
+    customers: list[CustomerType]
+    user_errors: list[UserError]
+
+
+def _pks(ids: list[strawberry.ID], field: str) -> list[uuid.UUID]:
+    """Row ids from global ids, as a user error (not a GraphQL error) when one is not ours."""
+    try:
+        return [pk_of(i, "Customer") for i in ids]
+    except BadInput as error:
+        raise InvalidInput(Problem(field, "INVALID_ID", str(error))) from error
+
+
+@strawberry.type
+class CustomerMutations:
+    @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
+    async def create_customer(self, info: Info, input: CreateCustomerInput) -> CustomerPayload:  # noqa: A002
+        try:
+            row = await info.context.mutate(
+                service.create_customer,
+                display_name=input.display_name,
+                email=input.email,
+                phone=input.phone,
+            )
+        except InvalidInput as error:
+            return CustomerPayload(customer=None, user_errors=user_errors(error))
+        return CustomerPayload(customer=CustomerType.of(row), user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
+    async def update_customer(self, info: Info, input: UpdateCustomerInput) -> CustomerPayload:  # noqa: A002
+        changes = {
+            name: value
+            for name, value in (
+                ("display_name", input.display_name),
+                ("email", input.email),
+                ("phone", input.phone),
+            )
+            if value is not strawberry.UNSET
+        }
+        try:
+            (pk,) = _pks([input.id], "id")
+            row = await info.context.mutate(service.update_customer, pk, changes)
+        except InvalidInput as error:
+            return CustomerPayload(customer=None, user_errors=user_errors(error))
+        return CustomerPayload(customer=CustomerType.of(row), user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
+    async def delete_customer(self, info: Info, input: DeleteCustomerInput) -> DeleteCustomerPayload:  # noqa: A002
+        try:
+            (pk,) = _pks([input.id], "id")
+            await info.context.mutate(service.delete_customer, pk)
+        except InvalidInput as error:
+            return DeleteCustomerPayload(deleted_id=None, user_errors=user_errors(error))
+        return DeleteCustomerPayload(deleted_id=input.id, user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
+    async def add_customer_tags(self, info: Info, input: CustomerTagsInput) -> CustomerTagsPayload:  # noqa: A002
+        try:
+            rows = await info.context.mutate(service.add_tags, _pks(input.ids, "ids"), input.tags)
+        except InvalidInput as error:
+            return CustomerTagsPayload(customers=[], user_errors=user_errors(error))
+        return CustomerTagsPayload(customers=[CustomerType.of(r) for r in rows], user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
+    async def remove_customer_tags(self, info: Info, input: CustomerTagsInput) -> CustomerTagsPayload:  # noqa: A002
+        try:
+            rows = await info.context.mutate(service.remove_tags, _pks(input.ids, "ids"), input.tags)
+        except InvalidInput as error:
+            return CustomerTagsPayload(customers=[], user_errors=user_errors(error))
+        return CustomerTagsPayload(customers=[CustomerType.of(r) for r in rows], user_errors=[])

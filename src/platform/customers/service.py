@@ -1,0 +1,331 @@
+"""Customer rules: validation and normalisation, tags, filters and keyset pages."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from brandloop.customers.models import Customer, CustomerTag, Tag
+from brandloop.db.base import uuid7
+from brandloop.db.session import current_tenant
+from brandloop.errors import InvalidInput, Problem
+
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 254
+MAX_PHONE_LENGTH = 32
+MAX_TAG_LENGTH = 64
+MAX_SEARCH_LENGTH = 200
+MAX_TAGS_PER_CALL = 50
+MAX_IDS_PER_CALL = 100
+
+
+class LifecycleStage(enum.StrEnum):
+    PROSPECT = "prospect"
+    NEW = "new"
+    ACTIVE = "active"
+    DORMANT = "dormant"
+    CHURNED = "churned"
+
+
+class TagKind(enum.StrEnum):
+    STATIC = "static"
+    DYNAMIC = "dynamic"
+    INTEREST = "interest"
+    SCENARIO = "scenario"
+    VALUE = "value"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFilter:
+    search: str | None = None
+    tags: Sequence[str] = ()
+    lifecycle_stage: LifecycleStage | None = None
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+def clean_display_name(raw: str, field_name: str = "displayName") -> str:
+    name = " ".join(raw.split())
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(
+            Problem(field_name, "INVALID_LENGTH", f"Use a name of 1 to {MAX_NAME_LENGTH} characters.")
+        )
+    return name
+
+
+def normalise_email(raw: str, field_name: str = "email") -> str:
+    """Validated and lower-cased, so that one address is one identity."""
+    if len(raw) > MAX_EMAIL_LENGTH:
+        raise InvalidInput(
+            Problem(field_name, "INVALID_LENGTH", f"An email has at most {MAX_EMAIL_LENGTH} characters.")
+        )
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidInput(Problem(field_name, "INVALID_EMAIL", str(error))) from error
+    return checked.normalized.lower()
+
+
+def normalise_phone(raw: str, field_name: str = "phone") -> str:
+    """E.164 (`+8613812345678`): the country code is required, since tenants sell abroad."""
+    if len(raw) > MAX_PHONE_LENGTH:
+        raise InvalidInput(
+            Problem(
+                field_name,
+                "INVALID_LENGTH",
+                f"A phone number has at most {MAX_PHONE_LENGTH} characters.",
+            )
+        )
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as error:
+        raise InvalidInput(
+            Problem(
+                field_name,
+                "INVALID_PHONE",
+                "Give the number with its country code, like +8613812345678.",
+            )
+        ) from error
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput(Problem(field_name, "INVALID_PHONE", "This is not a valid phone number."))
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def clean_tag_names(raw: Sequence[str], field_name: str = "tags") -> list[str]:
+    if not raw or len(raw) > MAX_TAGS_PER_CALL:
+        raise InvalidInput(Problem(field_name, "INVALID_COUNT", f"Give 1 to {MAX_TAGS_PER_CALL} tag names."))
+    names: dict[str, str] = {}
+    for name in raw:
+        cleaned = " ".join(name.split())
+        if not cleaned or len(cleaned) > MAX_TAG_LENGTH:
+            raise InvalidInput(
+                Problem(
+                    field_name,
+                    "INVALID_LENGTH",
+                    f"A tag name has 1 to {MAX_TAG_LENGTH} characters.",
+                )
+            )
+        names.setdefault(cleaned.lower(), cleaned)
+    return list(names.values())
+
+
+def check_id_count(ids: Sequence[uuid.UUID], field_name: str = "ids") -> None:
+    if not ids or len(ids) > MAX_IDS_PER_CALL:
+        raise InvalidInput(Problem(field_name, "INVALID_COUNT", f"Give 1 to {MAX_IDS_PER_CALL} ids."))
+
+
+# -- writes ------------------------------------------------------------------------------------
+
+
+async def create_customer(
+    session: AsyncSession,
+    *,
+    display_name: str,
+    email: str | None = None,
+    phone: str | None = None,
+    lifecycle_stage: LifecycleStage = LifecycleStage.PROSPECT,
+) -> Customer:
+    customer = Customer(
+        tenant_id=current_tenant(session),
+        display_name=clean_display_name(display_name),
+        email=normalise_email(email) if email else None,
+        phone=normalise_phone(phone) if phone else None,
+        lifecycle_stage=lifecycle_stage.value,
+    )
+    session.add(customer)
+    await _flush_checking_email(session)
+    await session.refresh(customer)
+    return customer
+
+
+async def update_customer(
+    session: AsyncSession, customer_id: uuid.UUID, changes: dict[str, str | None]
+) -> Customer:
+    """Apply `changes` (display_name, email, phone); None clears email or phone."""
+    customer = await _get_for_update(session, customer_id)
+    if "display_name" in changes:
+        customer.display_name = clean_display_name(changes["display_name"] or "")
+    if "email" in changes:
+        email = changes["email"]
+        customer.email = normalise_email(email) if email else None
+    if "phone" in changes:
+        phone = changes["phone"]
+        customer.phone = normalise_phone(phone) if phone else None
+    await _flush_checking_email(session)
+    await session.refresh(customer)
+    return customer
+
+
+async def delete_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
+    deleted = await session.scalar(delete(Customer).where(Customer.id == customer_id).returning(Customer.id))
+    if deleted is None:
+        raise InvalidInput(Problem("id", "NOT_FOUND", "No customer has this id."))
+
+
+async def add_tags(
+    session: AsyncSession, customer_ids: Sequence[uuid.UUID], tag_names: Sequence[str]
+) -> list[Customer]:
+    check_id_count(customer_ids)
+    names = clean_tag_names(tag_names)
+    customers = await _require_customers(session, customer_ids)
+    tenant_id = current_tenant(session)
+    # Insert the missing tags, then read all of them back: two statements whatever the count.
+    await session.execute(
+        pg_insert(Tag)
+        .values([{"tenant_id": tenant_id, "id": uuid7(), "name": n} for n in names])
+        .on_conflict_do_nothing()
+    )
+    tag_ids = (
+        await session.scalars(select(Tag.id).where(func.lower(Tag.name).in_([n.lower() for n in names])))
+    ).all()
+    await session.execute(
+        pg_insert(CustomerTag)
+        .values(
+            [{"tenant_id": tenant_id, "customer_id": c.id, "tag_id": t} for c in customers for t in tag_ids]
+        )
+        .on_conflict_do_nothing()
+    )
+    return customers
+
+
+async def remove_tags(
+    session: AsyncSession, customer_ids: Sequence[uuid.UUID], tag_names: Sequence[str]
+) -> list[Customer]:
+    check_id_count(customer_ids)
+    names = [n.lower() for n in clean_tag_names(tag_names)]
+    customers = await _require_customers(session, customer_ids)
+    tag_ids = select(Tag.id).where(func.lower(Tag.name).in_(names))
+    await session.execute(
+        delete(CustomerTag).where(
+            CustomerTag.customer_id.in_([c.id for c in customers]), CustomerTag.tag_id.in_(tag_ids)
+        )
+    )
+    return customers
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+
+def _filtered(query: Select[Any], flt: CustomerFilter) -> Select[Any]:
+    if flt.search:
+        if len(flt.search) > MAX_SEARCH_LENGTH:
+            raise InvalidInput(
+                Problem(
+                    "filter.search",
+                    "INVALID_LENGTH",
+                    f"Search for at most {MAX_SEARCH_LENGTH} characters.",
+                )
+            )
+        pattern = "%" + flt.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                Customer.display_name.ilike(pattern),
+                Customer.email.ilike(pattern),
+                Customer.phone.ilike(pattern),
+            )
+        )
+    if flt.lifecycle_stage is not None:
+        query = query.where(Customer.lifecycle_stage == flt.lifecycle_stage.value)
+    if flt.tags:
+        names = [n.lower() for n in clean_tag_names(flt.tags, "filter.tags")]
+        having_all = (
+            select(CustomerTag.customer_id)
+            .join(Tag, (Tag.tenant_id == CustomerTag.tenant_id) & (Tag.id == CustomerTag.tag_id))
+            .where(func.lower(Tag.name).in_(names))
+            .group_by(CustomerTag.customer_id)
+            .having(func.count() == len(names))
+        )
+        query = query.where(Customer.id.in_(having_all))
+    return query
+
+
+async def list_customers(
+    session: AsyncSession, flt: CustomerFilter, *, first: int, after: uuid.UUID | None = None
+) -> list[Customer]:
+    """Up to `first` customers after the cursor, oldest first (ids are time-ordered)."""
+    query = _filtered(select(Customer), flt).order_by(Customer.id).limit(first)
+    if after is not None:
+        query = query.where(Customer.id > after)
+    return list((await session.scalars(query)).all())
+
+
+async def count_customers(session: AsyncSession, flt: CustomerFilter) -> int:
+    return await session.scalar(_filtered(select(func.count()).select_from(Customer), flt)) or 0
+
+
+async def get_customers(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Customer]:
+    rows = await session.scalars(select(Customer).where(Customer.id.in_(ids)))
+    return {c.id: c for c in rows}
+
+
+async def tags_of(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Tag]]:
+    """Every listed customer's tags, by name, in one query."""
+    rows = await session.execute(
+        select(CustomerTag.customer_id, Tag)
+        .join(Tag, (Tag.tenant_id == CustomerTag.tenant_id) & (Tag.id == CustomerTag.tag_id))
+        .where(CustomerTag.customer_id.in_(customer_ids))
+        .order_by(Tag.name)
+    )
+    found: dict[uuid.UUID, list[Tag]] = defaultdict(list)
+    for customer_id, tag in rows:
+        found[customer_id].append(tag)
+    return found
+
+
+async def list_tags(session: AsyncSession, *, first: int, after: uuid.UUID | None = None) -> list[Tag]:
+    query = select(Tag).order_by(Tag.id).limit(first)
+    if after is not None:
+        query = query.where(Tag.id > after)
+    return list((await session.scalars(query)).all())
+
+
+async def count_tags(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(Tag)) or 0
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+async def _get_for_update(session: AsyncSession, customer_id: uuid.UUID) -> Customer:
+    customer = await session.scalar(select(Customer).where(Customer.id == customer_id).with_for_update())
+    if customer is None:
+        raise InvalidInput(Problem("id", "NOT_FOUND", "No customer has this id."))
+    return customer
+
+
+async def _require_customers(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Customer]:
+    found = await get_customers(session, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(
+            Problem(
+                "ids",
+                "NOT_FOUND",
+                f"{len(missing)} of the ids name no customer; nothing was changed.",
+            )
+        )
+    return [found[i] for i in dict.fromkeys(ids)]
+
+
+async def _flush_checking_email(session: AsyncSession) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as error:
+        if "uq_customers_tenant_id_email" in str(error.orig):
+            raise InvalidInput(
+                Problem("email", "DUPLICATE_EMAIL", "Another customer already has this email.")
+            ) from error
+        raise

@@ -1,0 +1,1 @@
+"""Database access: engine, embedded PostgreSQL, tenant-scoped transactions, migrations."""

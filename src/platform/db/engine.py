@@ -1,0 +1,26 @@
+"""One engine per process, for the configured PostgreSQL or the embedded one."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from brandloop.db import embedded
+from brandloop.settings import Settings
+
+
+def resolve_url(settings: Settings) -> str:
+    """The database URL, starting the embedded PostgreSQL when none is configured."""
+    url = settings.database_url or embedded.start(settings.data_dir)
+    return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # Named so operators can tell our connections apart in pg_stat_activity.
+        connect_args={"server_settings": {"application_name": "brandloop"}},
+    )

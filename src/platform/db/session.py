@@ -1,0 +1,60 @@
+"""Transactions: every unit of tenant work runs as the application role with the tenant set.
+
+Row-level security does the isolating. The role and the tenant are both set with transaction
+scope, so a pooled connection (or PgBouncer in transaction mode) carries nothing to the next user.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+APP_ROLE = "brandloop_app"
+"""The role queries run as: no BYPASSRLS, owns nothing. Created by the first migration."""
+
+_ENTER_TENANT = text(
+    "SELECT set_config('role', :role, true), set_config('app.tenant_id', :tenant_id, true),"
+    " set_config('app.api_key_prefix', '', true)"
+)
+_ENTER_LOOKUP = text(
+    "SELECT set_config('role', :role, true), set_config('app.api_key_prefix', :prefix, true)"
+)
+
+
+def new_session(engine: AsyncEngine) -> AsyncSession:
+    return AsyncSession(engine, expire_on_commit=False, autoflush=False)
+
+
+async def enter_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Make the rest of the session's transaction run as the app role, inside one tenant."""
+    await session.execute(_ENTER_TENANT, {"role": APP_ROLE, "tenant_id": str(tenant_id)})
+    session.info["tenant_id"] = tenant_id
+
+
+async def enter_api_key_lookup(session: AsyncSession, prefix: str) -> None:
+    """As the app role, allow reading the one API key row with this visible prefix (no tenant)."""
+    await session.execute(_ENTER_LOOKUP, {"role": APP_ROLE, "prefix": prefix})
+
+
+def current_tenant(session: AsyncSession) -> uuid.UUID:
+    """The tenant the session's transaction was entered for."""
+    return session.info["tenant_id"]
+
+
+@asynccontextmanager
+async def tenant_transaction(engine: AsyncEngine, tenant_id: uuid.UUID) -> AsyncIterator[AsyncSession]:
+    """One transaction for one tenant; commits on success, rolls back on error."""
+    async with new_session(engine) as session, session.begin():
+        await enter_tenant(session, tenant_id)
+        yield session
+
+
+@asynccontextmanager
+async def platform_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A transaction as the configured (owner) role, for platform admin operations only."""
+    async with new_session(engine) as session, session.begin():
+        yield session

@@ -1,0 +1,1 @@
+"""The GraphQL API: the schema assembled from the domains, and its shared conventions."""

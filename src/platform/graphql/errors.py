@@ -1,0 +1,46 @@
+"""Typed user errors in mutation payloads, and the codes every GraphQL error carries."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+
+from brandloop.errors import ApiError, InvalidInput
+
+log = logging.getLogger("brandloop.graphql")
+
+
+@strawberry.type(description="Why a mutation's input was refused; nothing of it was written.")
+class UserError:
+    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+    code: str = strawberry.field(description="A stable code to branch on, e.g. INVALID_EMAIL.")
+    message: str = strawberry.field(description="What is wrong and what to do, for people.")
+
+
+def user_errors(error: InvalidInput) -> list[UserError]:
+    return [UserError(field=p.field, code=p.code, message=p.message) for p in error.problems]
+
+
+def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
+    """The error as sent: our own errors keep their message; anything unexpected is masked."""
+    original = error.original_error
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    if isinstance(original, ApiError):
+        code = original.code
+    elif error.path is None or original is None or isinstance(original, GraphQLError):
+        # Parse, validation and variable errors: the client's request is wrong, and says how.
+        code = error.extensions.get("code", "GRAPHQL_VALIDATION_FAILED") if error.extensions else (
+            "GRAPHQL_VALIDATION_FAILED"
+        )
+    else:
+        log.error("unexpected error in %s", error.path, exc_info=original)
+        masked = GraphQLError(
+            f"Internal server error. Quote request id {request_id} when reporting it.",
+            path=error.path,
+        )
+        return {**masked.formatted, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+    return {**error.formatted, "extensions": {**(error.extensions or {}), "code": code}}

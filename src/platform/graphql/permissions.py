@@ -1,0 +1,32 @@
+"""`Needs(permission)`: the field extension every root query and mutation declares."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from strawberry.extensions import FieldExtension
+from strawberry.types.field import StrawberryField
+
+from brandloop.auth.permissions import Permission
+
+
+class Needs(FieldExtension):
+    """Refuses the field with FORBIDDEN unless the caller's role has `permission`."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def apply(self, field: StrawberryField) -> None:
+        note = f"Needs the `{self.permission.value}` permission."
+        field.description = f"{field.description}\n\n{note}" if field.description else note
+
+    def resolve(self, next_: Callable[..., Any], source: Any, info: Any, **kwargs: Any) -> Any:
+        info.context.require(self.permission)
+        return next_(source, info, **kwargs)
+
+    async def resolve_async(
+        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any
+    ) -> Any:
+        info.context.require(self.permission)
+        return await next_(source, info, **kwargs)

@@ -1,0 +1,69 @@
+"""The schema, assembled from each domain's queries and mutations, with its limits."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+
+from brandloop.auth.graphql import ApiKeyMutations, ApiKeyQueries
+from brandloop.auth.permissions import Permission
+from brandloop.customers.graphql import CustomerMutations, CustomerQueries, load_customer
+from brandloop.graphql.context import Info
+from brandloop.graphql.limits import QueryCost
+from brandloop.graphql.permissions import Needs
+from brandloop.graphql.relay import Node, parse_global_id
+from brandloop.observability import OperationMetrics
+from brandloop.settings import Settings
+from brandloop.tenancy.graphql import TenancyQueries
+
+# How `node(id:)` finds each type that implements Node, and what reading it needs.
+NODE_TYPES = {"Customer": (Permission.CUSTOMERS_READ, load_customer)}
+
+
+@strawberry.type
+class NodeQueries:
+    @strawberry.field(
+        description="Any object by its global id; null when none of yours has it.",
+        extensions=[Needs(Permission.TENANT_READ)],
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:  # noqa: A002
+        type_name, pk = parse_global_id(id)
+        found = NODE_TYPES.get(type_name)
+        if found is None:
+            return None
+        permission, load = found
+        info.context.require(permission)
+        return await load(info, pk)
+
+
+Query = merge_types("Query", (TenancyQueries, NodeQueries, CustomerQueries, ApiKeyQueries))
+Mutation = merge_types("Mutation", (CustomerMutations, ApiKeyMutations))
+
+
+def create_schema(settings: Settings) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        # Factories: each request gets fresh extension objects (the caches are module-wide).
+        extensions=[
+            lambda: ParserCache(maxsize=1000),
+            lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+            lambda: ValidationCache(maxsize=1000),
+            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+            lambda: QueryCost(maximum=settings.max_query_cost),
+            OperationMetrics,
+        ],
+    )
+
+
+def sdl() -> str:
+    """The schema as SDL, as exported to docs/schema.graphql."""
+    return create_schema(Settings()).as_str() + "\n"

@@ -1,0 +1,79 @@
+"""Configuration: environment variables prefixed `BRANDLOOP_`, or a `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BRANDLOOP_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL; unset means the embedded PostgreSQL in data_dir.",
+    )
+    data_dir: Path = Path(".brandloop")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # JWTs from the tenant's identity provider.
+    jwt_issuer: str | None = None
+    jwt_audience: str = "brandloop"
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
+    jwt_tenant_claim: str = "brandloop_tenant"
+    jwt_role_claim: str = "brandloop_role"
+    jwks_cache_seconds: int = Field(default=600, ge=10)
+    jwks_timeout_seconds: float = Field(default=5.0, gt=0)
+    dev_tokens: bool = Field(
+        default=True, description="Accept tokens from `brandloop token`; never in production."
+    )
+
+    # Limits against abuse.
+    max_page_size: int = Field(default=100, ge=1, le=1000)
+    max_query_depth: int = Field(default=10, ge=2)
+    max_query_cost: int = Field(default=50_000, ge=1)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=5_000, ge=100)
+    max_body_bytes: int = Field(default=1_000_000, ge=1_000)
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def graphiql(self) -> bool:
+        return not self.production
+
+    @property
+    def dev_tokens_enabled(self) -> bool:
+        return self.dev_tokens and not self.production
+
+    @model_validator(mode="after")
+    def _refuse_development_defaults_in_production(self) -> Settings:
+        if not self.production:
+            return self
+        problems = []
+        if self.database_url is None:
+            problems.append("BRANDLOOP_DATABASE_URL must be set (no embedded database)")
+        if self.jwt_jwks_url and not self.jwt_issuer:
+            problems.append("BRANDLOOP_JWT_ISSUER must be set with BRANDLOOP_JWT_JWKS_URL")
+        if problems:
+            raise ValueError("production settings refused: " + "; ".join(problems))
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

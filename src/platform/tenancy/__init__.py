@@ -1,0 +1,1 @@
+"""Tenants: the brands using Brandloop, and the transaction context that isolates them."""

@@ -1,0 +1,1 @@
+"""Channel connector plugins shipped with Brandloop; each imports only `brandloop.connectors`."""
