@@ -9,9 +9,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,15 +17,13 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
 from brandloop.app import create_app
-from brandloop.auth import service as auth
-from brandloop.auth.permissions import Role
 from brandloop.db import embedded, migrate
 from brandloop.db.engine import create_engine
-from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.settings import Settings
-from brandloop.tenancy import service as tenancy
+from support import GraphQLClient, Tenant, make_tenant
 
 
 @pytest.fixture(scope="session")
@@ -80,37 +76,17 @@ def settings(database_url: str, data_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def client(settings: Settings, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as client,
-    ):
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Starlette]:
+    """The application, started (its engine is its own, like in production)."""
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         yield client
-
-
-@dataclass
-class Tenant:
-    """A tenant made for one test, with a key per role."""
-
-    id: uuid.UUID
-    slug: str
-    keys: dict[Role, str]
-
-    @property
-    def key(self) -> str:
-        return self.keys[Role.OWNER]
-
-
-async def make_tenant(engine: AsyncEngine, slug: str | None = None) -> Tenant:
-    slug = slug or f"t-{uuid.uuid4().hex[:10]}"
-    async with platform_transaction(engine) as session:
-        tenant = await tenancy.create_tenant(session, slug=slug, name=f"Brand {slug}")
-    keys = {}
-    async with tenant_transaction(engine, tenant.id) as session:
-        for role in Role:
-            keys[role] = (await auth.create_api_key(session, name=f"test {role}", role=role)).secret
-    return Tenant(tenant.id, slug, keys)
 
 
 @pytest.fixture
@@ -121,27 +97,6 @@ async def tenant(engine: AsyncEngine) -> Tenant:
 @pytest.fixture
 async def other_tenant(engine: AsyncEngine) -> Tenant:
     return await make_tenant(engine)
-
-
-class GraphQLClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def raw(self, credential: str | None, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        return await self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
-
-    async def __call__(self, credential: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The response body of a request that must succeed over HTTP."""
-        response = await self.raw(credential, query, variables)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    async def data(self, credential: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The data of a request that must have no errors at all."""
-        body = await self(credential, query, variables)
-        assert "errors" not in body, body["errors"]
-        return body["data"]
 
 
 @pytest.fixture

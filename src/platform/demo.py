@@ -23,7 +23,7 @@ SAMPLE = [
     ("Zhang Min", "zhang.min@example.cn", "+8613812345603", LifecycleStage.DORMANT, ["wechat"]),
     ("Chen Jie", "chen.jie@example.cn", "+8613812345604", LifecycleStage.ACTIVE, ["vip", "wechat"]),
     ("Liu Yang", "liu.yang@example.cn", None, LifecycleStage.CHURNED, ["amazon"]),
-    ("Emma Brown", "emma.brown@example.com", "+447700900101", LifecycleStage.ACTIVE, ["amazon", "vip"]),
+    ("Emma Brown", "emma.brown@example.com", "+447911123456", LifecycleStage.ACTIVE, ["amazon", "vip"]),
     ("Lucas Martin", "lucas.martin@example.fr", "+33612345601", LifecycleStage.NEW, ["amazon"]),
     ("Nguyen Thi Lan", "lan.nguyen@example.vn", "+84912345601", LifecycleStage.ACTIVE, ["shopee"]),
     ("Siti Rahma", "siti.rahma@example.id", "+6281234567801", LifecycleStage.DORMANT, ["shopee", "tiktok"]),

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.auth.jwt import JwtVerifier
@@ -103,7 +103,7 @@ async def _revoke(key: ApiKey | None) -> ApiKey:
 
 async def authenticate_api_key(session: AsyncSession, credential: str) -> Principal:
     """Find the key by its prefix, check its secret, and enter its tenant in the session."""
-    parts = credential.split("_")
+    parts = credential.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_MARK:
         raise Unauthenticated("The API key is malformed. Use the whole key as it was shown once.")
     prefix = parts[1]
@@ -117,13 +117,9 @@ async def authenticate_api_key(session: AsyncSession, credential: str) -> Princi
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthenticated("The API key has expired. Ask an admin for a new one.")
     await enter_tenant(session, key.tenant_id)
-    await session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key.id)
-        .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_PRECISION))
-        .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    if key.last_used_at is None or key.last_used_at < now - LAST_USED_PRECISION:
+        key.last_used_at = now
+        await session.flush()
     return Principal(tenant_id=key.tenant_id, role=Role(key.role), subject=f"api_key:{prefix}")
 
 

@@ -31,11 +31,10 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
         original = original.original_error
     if isinstance(original, ApiError):
         code = original.code
-    elif error.path is None or original is None or isinstance(original, GraphQLError):
-        # Parse, validation and variable errors: the client's request is wrong, and says how.
-        code = error.extensions.get("code", "GRAPHQL_VALIDATION_FAILED") if error.extensions else (
-            "GRAPHQL_VALIDATION_FAILED"
-        )
+    elif original is None or isinstance(original, GraphQLError) or (error.path is None and error.locations):
+        # Parse, validation and variable errors (these point at the request): the client's
+        # request is wrong, and the message says how.
+        code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
     else:
         log.error("unexpected error in %s", error.path, exc_info=original)
         masked = GraphQLError(

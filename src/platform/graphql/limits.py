@@ -120,7 +120,7 @@ class _Walker:
         argument = definition.args.get(PAGED_ARGUMENT)
         if argument is None:
             return 1
-        given = next((a for a in node.arguments if a.name.value == PAGED_ARGUMENT), None)
+        given = next((a for a in node.arguments or () if a.name.value == PAGED_ARGUMENT), None)
         value = (
             value_from_ast(given.value, argument.type, self.variables)
             if given is not None
