@@ -74,20 +74,23 @@ class JwksCache:
         self._timeout = timeout
         self._keys: KeySet | None = None
         self._fetched_at = 0.0
+        self._unknown_kid_at = -MIN_REFRESH_INTERVAL
         self._lock = asyncio.Lock()
 
     async def keys(self, kid: str | None) -> KeySet:
-        keys = self._keys
         now = time.monotonic()
-        fresh = keys is not None and now - self._fetched_at < self._max_age
-        known = keys is not None and (kid is None or any(k.kid == kid for k in keys.keys))
-        if fresh and known:
-            assert keys is not None
-            return keys
+        keys = self._keys
+        if keys is not None and now - self._fetched_at < self._max_age:
+            if kid is None or any(k.kid == kid for k in keys.keys):
+                return keys
+            if now - self._unknown_kid_at < MIN_REFRESH_INTERVAL:
+                return keys  # refetched for an unknown kid just now: this one is forged or stale
+            self._unknown_kid_at = now
         async with self._lock:
-            if self._keys is None or now - self._fetched_at >= MIN_REFRESH_INTERVAL:
+            if self._keys is keys:  # nobody refreshed while we waited for the lock
                 self._keys = await self._fetch()
                 self._fetched_at = time.monotonic()
+        assert self._keys is not None
         return self._keys
 
     async def _fetch(self) -> KeySet:
