@@ -43,20 +43,26 @@ class GraphQLClient:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
-    async def raw(self, credential: str | None, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
+    async def raw(
+        self, credential: str | None, query: str, variables: dict[str, Any] | None = None
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
-        return await self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+        return await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
 
-    async def __call__(self, credential: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def __call__(
+        self, credential: str, query: str, variables: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The response body of a request that must succeed over HTTP."""
         response = await self.raw(credential, query, variables)
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def data(self, credential: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def data(
+        self, credential: str, query: str, variables: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The data of a request that must have no errors at all."""
         body = await self(credential, query, variables)
         assert "errors" not in body, body["errors"]
         return body["data"]
-
-

@@ -14,7 +14,9 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-async def test_readyz_checks_the_database_and_migrations(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
+async def test_readyz_checks_the_database_and_migrations(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     async with engine.begin() as conn:
@@ -25,7 +27,9 @@ async def test_readyz_checks_the_database_and_migrations(client: httpx.AsyncClie
         assert "migrations" in stale.json()["reason"]
     finally:
         async with engine.begin() as conn:
-            await conn.execute(text("UPDATE alembic_version SET version_num = (SELECT :v)"), {"v": ready.json()["revision"]})
+            await conn.execute(
+                text("UPDATE alembic_version SET version_num = (SELECT :v)"), {"v": ready.json()["revision"]}
+            )
 
 
 async def test_metrics_count_operations_by_root_field(gql: GraphQLClient, tenant: Tenant) -> None:
@@ -47,7 +51,10 @@ async def test_request_ids_are_kept_when_sane(client: httpx.AsyncClient) -> None
 
 
 async def test_cors_allows_only_the_configured_origins(client: httpx.AsyncClient) -> None:
-    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
     allowed = await client.options("/graphql", headers={"Origin": "https://app.example.com", **preflight})
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"

@@ -99,20 +99,19 @@ async def graphql(request: Request) -> Response:
     if credential is None:
         return _error(401, "UNAUTHENTICATED", "Send `Authorization: Bearer <API key or JWT>`.")
     request_id = request.state.request_id
-    async with new_session(runtime.engine) as session:
-        async with session.begin():
-            try:
-                principal = await authenticate(session, credential, runtime.verifier)
-            except Unauthenticated as error:
-                return _error(401, error.code, str(error))
-            structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
-            context = RequestContext(principal, session, runtime.settings, request_id)
-            result = await runtime.schema.execute(
-                payload["query"],
-                variable_values=payload.get("variables"),
-                context_value=context,
-                operation_name=payload.get("operationName"),
-            )
+    async with new_session(runtime.engine) as session, session.begin():
+        try:
+            principal = await authenticate(session, credential, runtime.verifier)
+        except Unauthenticated as error:
+            return _error(401, error.code, str(error))
+        structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
+        context = RequestContext(principal, session, runtime.settings, request_id)
+        result = await runtime.schema.execute(
+            payload["query"],
+            variable_values=payload.get("variables"),
+            context_value=context,
+            operation_name=payload.get("operationName"),
+        )
         # The transaction has committed: only now may the client hear that writes succeeded.
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
@@ -138,7 +137,7 @@ async def readyz(request: Request) -> Response:
         async with runtime.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         current = await migrate.current_revision(runtime.engine)
-    except Exception as error:  # noqa: BLE001 - any failure means not ready
+    except Exception as error:
         log.warning("not ready", error=str(error))
         return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, status_code=503)
     head = migrate.head_revision()

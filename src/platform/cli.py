@@ -7,6 +7,7 @@ Every command talks to the configured database, or to the embedded one in the da
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,9 @@ from brandloop.settings import Settings, get_settings
 from brandloop.tenancy import service as tenancy
 from brandloop.tenancy.models import Tenant
 
-app = typer.Typer(help="Brandloop: customers, loyalty, NPS, conflicts and KPIs for brands.", no_args_is_help=True)
+app = typer.Typer(
+    help="Brandloop: customers, loyalty, NPS, conflicts and KPIs for brands.", no_args_is_help=True
+)
 tenant_app = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
@@ -42,7 +45,8 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(schema_app, name="schema")
 
-console = Console()
+# Piped output (grep, scripts) must not wrap table rows: be wide when not on a terminal.
+console = Console(width=None if sys.stdout.isatty() else 200)
 T = TypeVar("T")
 
 
@@ -83,11 +87,15 @@ def serve(
     settings = settings.model_copy(update={"database_url": resolve_url(settings)})
     host, port = host or settings.host, port or settings.port
 
+    key = None if settings.production else demo.saved_key(settings.data_dir)
+
     async def prepare(engine: AsyncEngine) -> str | None:
         await migrations.upgrade(engine)
-        return None if settings.production else await demo.ensure_demo(engine, settings.data_dir)
+        return None if settings.production or key else await demo.create_demo(engine)
 
-    key = _with_engine(prepare, settings)
+    created = _with_engine(prepare, settings)
+    if created is not None:
+        key = demo.save_key(settings.data_dir, created)
     print(f"GraphQL: http://{host}:{port}/graphql", flush=True)
     if key is not None:
         print(f"API key: {key}", flush=True)
@@ -111,7 +119,9 @@ def migrate() -> None:
 def seed_demo() -> None:
     """Create the demo tenant with sample customers (once) and print its API key."""
     settings = get_settings()
-    key = _with_engine(lambda engine: demo.ensure_demo(engine, settings.data_dir), settings)
+    key = demo.saved_key(settings.data_dir) or demo.save_key(
+        settings.data_dir, _with_engine(demo.create_demo, settings)
+    )
     print(f"API key: {key}")
 
 
@@ -173,7 +183,15 @@ def apikey_list(tenant: Annotated[str, typer.Option(help="The tenant's slug.")])
     table = Table("prefix", "name", "role", "created", "expires", "last used", "revoked")
     stamp = lambda t: f"{t:%Y-%m-%d %H:%M}" if t else "-"  # noqa: E731
     for k in _with_engine(work):
-        table.add_row(k.prefix, k.name, k.role, stamp(k.created_at), stamp(k.expires_at), stamp(k.last_used_at), stamp(k.revoked_at))
+        table.add_row(
+            k.prefix,
+            k.name,
+            k.role,
+            stamp(k.created_at),
+            stamp(k.expires_at),
+            stamp(k.last_used_at),
+            stamp(k.revoked_at),
+        )
     console.print(table)
 
 

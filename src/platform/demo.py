@@ -33,15 +33,12 @@ SAMPLE = [
 ]
 
 
-async def ensure_demo(engine: AsyncEngine, data_dir: Path) -> str:
-    """Create the demo tenant once; returns its owner API key (kept in the data folder)."""
-    key_path = data_dir / KEY_FILE
+async def create_demo(engine: AsyncEngine) -> str:
+    """Create the demo tenant and its customers unless they exist; returns a new owner API key."""
     async with platform_transaction(engine) as session:
         tenant = await tenancy.find_tenant(session, DEMO_SLUG)
         if tenant is None:
             tenant = await tenancy.create_tenant(session, slug=DEMO_SLUG, name="Demo Brand")
-    if key_path.exists():
-        return key_path.read_text().strip()
     async with tenant_transaction(engine, tenant.id) as session:
         if await customers.count_customers(session, customers.CustomerFilter()) == 0:
             for name, email, phone, stage, tags in SAMPLE:
@@ -51,8 +48,18 @@ async def ensure_demo(engine: AsyncEngine, data_dir: Path) -> str:
                 if tags:
                     await customers.add_tags(session, [customer.id], tags)
         issued = await auth.create_api_key(session, name="make serve (demo)", role=Role.OWNER)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(issued.secret + "\n")
     return issued.secret
+
+
+def saved_key(data_dir: Path) -> str | None:
+    """The demo key kept from the first run: keys are stored hashed, so it cannot be re-read."""
+    path = data_dir / KEY_FILE
+    return path.read_text().strip() if path.exists() else None
+
+
+def save_key(data_dir: Path, key: str) -> str:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    return key

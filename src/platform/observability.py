@@ -24,7 +24,9 @@ GRAPHQL_SECONDS = Histogram(
     ["operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-HTTP_REQUESTS = Counter("brandloop_http_requests_total", "HTTP requests by route and status.", ["route", "status"])
+HTTP_REQUESTS = Counter(
+    "brandloop_http_requests_total", "HTTP requests by route and status.", ["route", "status"]
+)
 HTTP_SECONDS = Histogram("brandloop_http_request_seconds", "HTTP request latency by route.", ["route"])
 
 

@@ -83,7 +83,9 @@ def idp() -> Iterator[IdentityProvider]:
 
 
 @pytest.fixture(scope="module")
-async def idp_gql(settings: Settings, engine: AsyncEngine, idp: IdentityProvider) -> AsyncIterator[GraphQLClient]:
+async def idp_gql(
+    settings: Settings, engine: AsyncEngine, idp: IdentityProvider
+) -> AsyncIterator[GraphQLClient]:
     configured = settings.model_copy(update={"jwt_issuer": ISSUER, "jwt_jwks_url": idp.url})
     app = create_app(configured)
     async with (
@@ -106,7 +108,9 @@ async def refused(gql: GraphQLClient, credential: str | None) -> str:
 
 async def test_no_credential_is_a_401_that_says_what_to_send(gql: GraphQLClient) -> None:
     assert "Authorization: Bearer" in await refused(gql, None)
-    response = await gql.client.post("/graphql", json={"query": VIEWER}, headers={"Authorization": "Basic abc"})
+    response = await gql.client.post(
+        "/graphql", json={"query": VIEWER}, headers={"Authorization": "Basic abc"}
+    )
     assert response.status_code == 401
 
 
@@ -115,16 +119,22 @@ async def test_unknown_or_malformed_keys_are_refused(gql: GraphQLClient, credent
     await refused(gql, credential)
 
 
-async def test_a_key_with_a_right_prefix_and_a_wrong_secret_is_refused(gql: GraphQLClient, tenant: Tenant) -> None:
+async def test_a_key_with_a_right_prefix_and_a_wrong_secret_is_refused(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
     prefix = tenant.key.split("_")[1]
     assert "not valid" in await refused(gql, f"blk_{prefix}_{'A' * 43}")
 
 
 async def test_keys_are_stored_only_as_digests(engine: AsyncEngine, tenant: Tenant) -> None:
     async with engine.connect() as conn:
-        stored = (await conn.execute(text("SELECT prefix, digest FROM api_keys WHERE tenant_id = :t"), {"t": tenant.id})).all()
+        stored = (
+            await conn.execute(
+                text("SELECT prefix, digest FROM api_keys WHERE tenant_id = :t"), {"t": tenant.id}
+            )
+        ).all()
     secrets = set(tenant.keys.values())
-    for prefix, digest in stored:
+    for _prefix, digest in stored:
         assert len(digest) == 32
         assert all(secret.encode() not in bytes(digest) for secret in secrets)
 
@@ -140,7 +150,9 @@ async def test_api_key_lifecycle_through_graphql(gql: GraphQLClient, tenant: Ten
     assert secret.startswith(f"blk_{key['prefix']}_") and key["role"] == "MARKETER"
     assert (await gql.data(secret, VIEWER))["viewer"]["role"] == "MARKETER"
 
-    listed = await gql.data(tenant.key, "{ apiKeys(first: 100) { totalCount edges { node { id prefix lastUsedAt } } } }")
+    listed = await gql.data(
+        tenant.key, "{ apiKeys(first: 100) { totalCount edges { node { id prefix lastUsedAt } } } }"
+    )
     nodes = {e["node"]["id"]: e["node"] for e in listed["apiKeys"]["edges"]}
     assert nodes[key["id"]]["lastUsedAt"] is not None
     assert listed["apiKeys"]["totalCount"] == len(Role) + 1
@@ -158,7 +170,10 @@ async def test_api_key_lifecycle_through_graphql(gql: GraphQLClient, tenant: Ten
 async def test_keys_cannot_be_created_above_ones_own_role(gql: GraphQLClient, tenant: Tenant) -> None:
     query = 'mutation($role: Role!) { createApiKey(input: {name: "x", role: $role}) { secret userErrors { field code } } }'
     data = await gql.data(tenant.keys[Role.ADMIN], query, {"role": "OWNER"})
-    assert data["createApiKey"] == {"secret": None, "userErrors": [{"field": "role", "code": "ROLE_TOO_HIGH"}]}
+    assert data["createApiKey"] == {
+        "secret": None,
+        "userErrors": [{"field": "role", "code": "ROLE_TOO_HIGH"}],
+    }
     data = await gql.data(tenant.keys[Role.ADMIN], query, {"role": "ADMIN"})
     assert data["createApiKey"]["secret"]
     body = await gql(tenant.keys[Role.MARKETER], query, {"role": "VIEWER"})
@@ -167,11 +182,16 @@ async def test_keys_cannot_be_created_above_ones_own_role(gql: GraphQLClient, te
 
 @pytest.mark.parametrize(
     ("fields", "code"),
-    [('name: ""', "INVALID_LENGTH"), (f'name: "{"n" * 101}"', "INVALID_LENGTH"), ('name: "x", expiresAt: "2001-01-01T00:00:00Z"', "IN_THE_PAST")],
+    [
+        ('name: ""', "INVALID_LENGTH"),
+        (f'name: "{"n" * 101}"', "INVALID_LENGTH"),
+        ('name: "x", expiresAt: "2001-01-01T00:00:00Z"', "IN_THE_PAST"),
+    ],
 )
 async def test_bad_api_key_input(gql: GraphQLClient, tenant: Tenant, fields: str, code: str) -> None:
     data = await gql.data(
-        tenant.key, f"mutation {{ createApiKey(input: {{{fields}, role: VIEWER}}) {{ secret userErrors {{ code }} }} }}"
+        tenant.key,
+        f"mutation {{ createApiKey(input: {{{fields}, role: VIEWER}}) {{ secret userErrors {{ code }} }} }}",
     )
     assert data["createApiKey"] == {"secret": None, "userErrors": [{"code": code}]}
 
@@ -210,8 +230,16 @@ async def test_a_suspended_tenant_is_refused(gql: GraphQLClient, engine: AsyncEn
         (Role.ANALYST, "{ apiKeys { totalCount } }", False),
         (Role.MARKETER, "{ apiKeys { totalCount } }", False),
         (Role.ADMIN, "{ apiKeys { totalCount } }", True),
-        (Role.ANALYST, 'mutation { createCustomer(input: {displayName: "x"}) { userErrors { code } } }', False),
-        (Role.MARKETER, 'mutation { createCustomer(input: {displayName: "x"}) { userErrors { code } } }', True),
+        (
+            Role.ANALYST,
+            'mutation { createCustomer(input: {displayName: "x"}) { userErrors { code } } }',
+            False,
+        ),
+        (
+            Role.MARKETER,
+            'mutation { createCustomer(input: {displayName: "x"}) { userErrors { code } } }',
+            True,
+        ),
     ],
 )
 async def test_each_role_gets_what_it_may(
@@ -228,7 +256,9 @@ async def test_each_role_gets_what_it_may(
 # -- development tokens ------------------------------------------------------------------------
 
 
-async def test_development_tokens_work_and_expire(gql: GraphQLClient, settings: Settings, tenant: Tenant) -> None:
+async def test_development_tokens_work_and_expire(
+    gql: GraphQLClient, settings: Settings, tenant: Tenant
+) -> None:
     issuer = DevTokenIssuer(settings.data_dir)
     token = issuer.issue(settings, tenant_id=tenant.id, role=Role.ANALYST, subject="dev")
     assert (await gql.data(token, VIEWER))["viewer"] == {"tenant": {"slug": tenant.slug}, "role": "ANALYST"}
@@ -239,8 +269,15 @@ async def test_development_tokens_work_and_expire(gql: GraphQLClient, settings: 
 async def test_development_tokens_are_refused_in_production(
     settings: Settings, engine: AsyncEngine, tenant: Tenant
 ) -> None:
-    token = DevTokenIssuer(settings.data_dir).issue(settings, tenant_id=tenant.id, role=Role.OWNER, subject="dev")
-    production = Settings(_env_file=None, environment="production", database_url=settings.database_url, data_dir=settings.data_dir)
+    token = DevTokenIssuer(settings.data_dir).issue(
+        settings, tenant_id=tenant.id, role=Role.OWNER, subject="dev"
+    )
+    production = Settings(
+        _env_file=None,
+        environment="production",
+        database_url=settings.database_url,
+        data_dir=settings.data_dir,
+    )
     app = create_app(production)
     async with (
         LifespanManager(app),
@@ -262,7 +299,9 @@ def test_production_refuses_development_defaults(monkeypatch: pytest.MonkeyPatch
 # -- JWTs from the identity provider -----------------------------------------------------------
 
 
-async def test_idp_tokens_are_verified_against_the_jwks(idp_gql: GraphQLClient, idp: IdentityProvider, tenant: Tenant) -> None:
+async def test_idp_tokens_are_verified_against_the_jwks(
+    idp_gql: GraphQLClient, idp: IdentityProvider, tenant: Tenant
+) -> None:
     data = await idp_gql.data(idp.token(tenant, "analyst"), VIEWER)
     assert data["viewer"] == {"tenant": {"slug": tenant.slug}, "role": "ANALYST"}
     fetches = idp.fetches
@@ -301,12 +340,16 @@ async def test_bad_claims_are_refused(
     assert says in message.lower()
 
 
-async def test_a_token_for_an_unknown_tenant_is_refused(idp_gql: GraphQLClient, idp: IdentityProvider) -> None:
+async def test_a_token_for_an_unknown_tenant_is_refused(
+    idp_gql: GraphQLClient, idp: IdentityProvider
+) -> None:
     token = idp.token(None, brandloop_tenant=str(uuid.uuid4()))
     await refused(idp_gql, token)
 
 
-async def test_a_token_signed_by_another_key_is_refused(idp_gql: GraphQLClient, idp: IdentityProvider, tenant: Tenant) -> None:
+async def test_a_token_signed_by_another_key_is_refused(
+    idp_gql: GraphQLClient, idp: IdentityProvider, tenant: Tenant
+) -> None:
     stranger = RSAKey.generate_key(2048, parameters={"kid": "rsa-1"})  # same kid, other key
     await refused(idp_gql, idp.token(tenant, key=stranger))
 
@@ -318,8 +361,14 @@ def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
 
 async def test_alg_none_is_refused(idp_gql: GraphQLClient, idp: IdentityProvider, tenant: Tenant) -> None:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": "brandloop", "sub": "x", "exp": now + 300,
-              "brandloop_tenant": str(tenant.id), "brandloop_role": "owner"}
+    claims = {
+        "iss": ISSUER,
+        "aud": "brandloop",
+        "sub": "x",
+        "exp": now + 300,
+        "brandloop_tenant": str(tenant.id),
+        "brandloop_role": "owner",
+    }
     await refused(idp_gql, _unsigned({"alg": "none", "kid": "rsa-1"}, claims))
 
 
@@ -330,8 +379,14 @@ async def test_hmac_signed_with_the_public_key_is_refused(
     # trusts the header's alg would accept.
     public_pem = idp.keys[0].as_pem(private=False)
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": "brandloop", "sub": "x", "exp": now + 300,
-              "brandloop_tenant": str(tenant.id), "brandloop_role": "owner"}
+    claims = {
+        "iss": ISSUER,
+        "aud": "brandloop",
+        "sub": "x",
+        "exp": now + 300,
+        "brandloop_tenant": str(tenant.id),
+        "brandloop_role": "owner",
+    }
     unsigned = _unsigned({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}, claims).rstrip(".")
     signature = hmac.new(public_pem, unsigned.encode(), hashlib.sha256).digest()
     token = unsigned + "." + base64.urlsafe_b64encode(signature).decode().rstrip("=")
@@ -345,8 +400,12 @@ def test_symmetric_algorithms_cannot_be_configured() -> None:
         JwtVerifier(Settings(_env_file=None, jwt_algorithms=["RS256", "HS256"]))
 
 
-async def test_an_unreachable_idp_is_a_clear_401(settings: Settings, engine: AsyncEngine, tenant: Tenant, idp: IdentityProvider) -> None:
-    dead = settings.model_copy(update={"jwt_issuer": ISSUER, "jwt_jwks_url": "http://127.0.0.1:9/jwks", "jwks_timeout_seconds": 1.0})
+async def test_an_unreachable_idp_is_a_clear_401(
+    settings: Settings, engine: AsyncEngine, tenant: Tenant, idp: IdentityProvider
+) -> None:
+    dead = settings.model_copy(
+        update={"jwt_issuer": ISSUER, "jwt_jwks_url": "http://127.0.0.1:9/jwks", "jwks_timeout_seconds": 1.0}
+    )
     app = create_app(dead)
     async with (
         LifespanManager(app),

@@ -75,7 +75,9 @@ async def test_create_normalises_email_and_phone(gql: GraphQLClient, tenant: Ten
     assert customer["phone"] == "+8613812345678"
     assert customer["lifecycleStage"] == "PROSPECT"
     assert customer["tags"] == []
-    fetched = await gql.data(tenant.key, "query($id: ID!) { customer(id: $id) { email } }", {"id": customer["id"]})
+    fetched = await gql.data(
+        tenant.key, "query($id: ID!) { customer(id: $id) { email } }", {"id": customer["id"]}
+    )
     assert fetched["customer"] == {"email": "li.wei@example.cn"}
 
 
@@ -114,17 +116,23 @@ async def test_duplicate_email_within_a_tenant_is_refused(
     gql: GraphQLClient, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     await create(gql, tenant.key, displayName="First", email="same@example.com")
-    data = await gql.data(tenant.key, CREATE, {"input": {"displayName": "Second", "email": "SAME@example.com"}})
+    data = await gql.data(
+        tenant.key, CREATE, {"input": {"displayName": "Second", "email": "SAME@example.com"}}
+    )
     assert data["createCustomer"]["userErrors"][0]["code"] == "DUPLICATE_EMAIL"
     # Another tenant may have a customer with the same address.
     await create(gql, other_tenant.key, displayName="Elsewhere", email="same@example.com")
     assert await total(gql, tenant.key) == 1
 
 
-async def test_concurrent_creates_with_one_email_make_one_customer(gql: GraphQLClient, tenant: Tenant) -> None:
+async def test_concurrent_creates_with_one_email_make_one_customer(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
     results = await asyncio.gather(
         *(
-            gql.data(tenant.key, CREATE, {"input": {"displayName": f"Racer {i}", "email": "race@example.com"}})
+            gql.data(
+                tenant.key, CREATE, {"input": {"displayName": f"Racer {i}", "email": "race@example.com"}}
+            )
             for i in range(6)
         )
     )
@@ -136,7 +144,9 @@ async def test_concurrent_creates_with_one_email_make_one_customer(gql: GraphQLC
 
 
 async def test_update_changes_only_given_fields_and_null_clears(gql: GraphQLClient, tenant: Tenant) -> None:
-    customer = await create(gql, tenant.key, displayName="Zhang Min", email="zm@example.cn", phone="+8613812345603")
+    customer = await create(
+        gql, tenant.key, displayName="Zhang Min", email="zm@example.cn", phone="+8613812345603"
+    )
     data = await gql.data(tenant.key, UPDATE, {"input": {"id": customer["id"], "displayName": "Zhang Min 2"}})
     assert data["updateCustomer"]["customer"] == {
         "id": customer["id"],
@@ -219,7 +229,8 @@ async def test_tagging_with_one_unknown_id_changes_nothing(
 
 
 @pytest.mark.parametrize(
-    ("tags", "code"), [([], "INVALID_COUNT"), (["x" * 65], "INVALID_LENGTH"), ([f"t{i}" for i in range(51)], "INVALID_COUNT")]
+    ("tags", "code"),
+    [([], "INVALID_COUNT"), (["x" * 65], "INVALID_LENGTH"), ([f"t{i}" for i in range(51)], "INVALID_COUNT")],
 )
 async def test_bad_tag_input(gql: GraphQLClient, tenant: Tenant, tags: list[str], code: str) -> None:
     customer = await create(gql, tenant.key, displayName="T")
@@ -229,7 +240,9 @@ async def test_bad_tag_input(gql: GraphQLClient, tenant: Tenant, tags: list[str]
 
 async def test_filters_search_tags_and_stage(gql: GraphQLClient, tenant: Tenant) -> None:
     li = await create(gql, tenant.key, displayName="Li Wei", email="li@example.cn")
-    emma = await create(gql, tenant.key, displayName="Emma Brown", email="emma@example.com", phone="+447911123456")
+    emma = await create(
+        gql, tenant.key, displayName="Emma Brown", email="emma@example.com", phone="+447911123456"
+    )
     await create(gql, tenant.key, displayName="100% Cotton_Fan")
     await gql.data(tenant.key, ADD_TAGS, {"ids": [li["id"], emma["id"]], "tags": ["vip"]})
     await gql.data(tenant.key, ADD_TAGS, {"ids": [emma["id"]], "tags": ["amazon"]})

@@ -83,15 +83,21 @@ async def test_batches_and_bad_bodies_get_400s(gql: GraphQLClient, tenant: Tenan
     client = gql.client
     batch = await client.post("/graphql", json=[{"query": "{ viewer { role } }"}] * 2, headers=headers)
     assert batch.status_code == 400 and "Batched" in batch.json()["errors"][0]["message"]
-    broken = await client.post("/graphql", content=b"{nope", headers={**headers, "Content-Type": "application/json"})
+    broken = await client.post(
+        "/graphql", content=b"{nope", headers={**headers, "Content-Type": "application/json"}
+    )
     assert broken.status_code == 400
     no_query = await client.post("/graphql", json={"variables": {}}, headers=headers)
     assert no_query.status_code == 400
     form = await client.post("/graphql", data={"query": "{ viewer { role } }"}, headers=headers)
     assert form.status_code == 415
-    huge = await client.post("/graphql", json={"query": "{ viewer { role } }", "x": "y" * 2_000_000}, headers=headers)
+    huge = await client.post(
+        "/graphql", json={"query": "{ viewer { role } }", "x": "y" * 2_000_000}, headers=headers
+    )
     assert huge.status_code == 413
-    bad_vars = await client.post("/graphql", json={"query": "{ viewer { role } }", "variables": [1]}, headers=headers)
+    bad_vars = await client.post(
+        "/graphql", json={"query": "{ viewer { role } }", "variables": [1]}, headers=headers
+    )
     assert bad_vars.status_code == 400
 
 
@@ -118,6 +124,9 @@ async def test_unexpected_failures_are_masked_with_a_request_id(
 
 
 async def test_mutations_are_not_allowed_over_get(gql: GraphQLClient) -> None:
-    response = await gql.client.get("/graphql", params={"query": 'mutation { createCustomer(input: {displayName: "x"}) { userErrors { code } } }'})
+    response = await gql.client.get(
+        "/graphql",
+        params={"query": 'mutation { createCustomer(input: {displayName: "x"}) { userErrors { code } } }'},
+    )
     assert response.status_code == 200
     assert "<html" in response.text.lower()  # GET only serves GraphiQL, never executes

@@ -117,7 +117,9 @@ async def test_without_a_tenant_the_app_role_sees_no_rows(
             assert count == 0, table
 
 
-async def test_a_stale_empty_tenant_setting_matches_nothing(engine: AsyncEngine, foreign_customer: str) -> None:
+async def test_a_stale_empty_tenant_setting_matches_nothing(
+    engine: AsyncEngine, foreign_customer: str
+) -> None:
     # On a pooled connection a once-set local setting reads back as '' afterwards.
     async with new_session(engine) as session, session.begin():
         await session.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
@@ -166,7 +168,9 @@ async def test_the_app_role_cannot_switch_isolation_off(
             await session.execute(text(statement))
 
 
-async def test_every_tenant_table_is_forced_under_rls_with_tenant_first_in_the_key(engine: AsyncEngine) -> None:
+async def test_every_tenant_table_is_forced_under_rls_with_tenant_first_in_the_key(
+    engine: AsyncEngine,
+) -> None:
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -200,11 +204,14 @@ async def test_every_tenant_table_is_forced_under_rls_with_tenant_first_in_the_k
         ).all()
         role = (
             await conn.execute(
-                text("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}
+                text("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = :r"),
+                {"r": APP_ROLE},
             )
         ).one()
         owned = await conn.scalar(
-            text("SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = :r)"),
+            text(
+                "SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles WHERE rolname = :r)"
+            ),
             {"r": APP_ROLE},
         )
     assert sorted(r.relname for r in rows) == sorted(TENANT_TABLES)

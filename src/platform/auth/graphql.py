@@ -26,7 +26,9 @@ from brandloop.graphql.relay import (
 RoleEnum = strawberry.enum(Role, name="Role", description="What a caller may do; see docs/graphql.md.")
 
 
-@strawberry.type(name="ApiKey", description="A key for a partner integration. The secret is never shown again.")
+@strawberry.type(
+    name="ApiKey", description="A key for a partner integration. The secret is never shown again."
+)
 class ApiKeyType:
     id: strawberry.ID
     name: str
@@ -102,20 +104,26 @@ class ApiKeyPayload:
 @strawberry.type
 class ApiKeyMutations:
     @strawberry.mutation(extensions=[Needs(Permission.API_KEYS_MANAGE)])
-    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:  # noqa: A002
+    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
         ctx = info.context
         role = Role(input.role)
         if not ctx.principal.may_grant(role):
-            error = InvalidInput(Problem("role", "ROLE_TOO_HIGH", "You cannot create a key above your own role."))
+            error = InvalidInput(
+                Problem("role", "ROLE_TOO_HIGH", "You cannot create a key above your own role.")
+            )
             return CreateApiKeyPayload(api_key=None, secret=None, user_errors=user_errors(error))
         try:
-            issued = await ctx.mutate(service.create_api_key, name=input.name, role=role, expires_at=input.expires_at)
+            issued = await ctx.mutate(
+                service.create_api_key, name=input.name, role=role, expires_at=input.expires_at
+            )
         except InvalidInput as error:
             return CreateApiKeyPayload(api_key=None, secret=None, user_errors=user_errors(error))
-        return CreateApiKeyPayload(api_key=ApiKeyType.of(issued.api_key), secret=issued.secret, user_errors=[])
+        return CreateApiKeyPayload(
+            api_key=ApiKeyType.of(issued.api_key), secret=issued.secret, user_errors=[]
+        )
 
     @strawberry.mutation(extensions=[Needs(Permission.API_KEYS_MANAGE)])
-    async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> ApiKeyPayload:  # noqa: A002
+    async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> ApiKeyPayload:
         try:
             try:
                 pk = pk_of(input.id, "ApiKey")

@@ -120,7 +120,7 @@ class CustomerQueries:
         info: Info,
         first: int = 20,
         after: str | None = None,
-        filter: CustomerFilterInput | None = None,  # noqa: A002 - the API's word
+        filter: CustomerFilterInput | None = None,
     ) -> Connection[CustomerType]:
         ctx = info.context
         first = check_page_size(first, ctx.settings.max_page_size)
@@ -143,7 +143,7 @@ class CustomerQueries:
         description="One customer; null when no customer of yours has this id.",
         extensions=[Needs(Permission.CUSTOMERS_READ)],
     )
-    async def customer(self, info: Info, id: strawberry.ID) -> CustomerType | None:  # noqa: A002
+    async def customer(self, info: Info, id: strawberry.ID) -> CustomerType | None:
         return await load_customer(info, pk_of(id, "Customer"))
 
     @strawberry.field(
@@ -220,7 +220,7 @@ def _pks(ids: list[strawberry.ID], field: str) -> list[uuid.UUID]:
 @strawberry.type
 class CustomerMutations:
     @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
-    async def create_customer(self, info: Info, input: CreateCustomerInput) -> CustomerPayload:  # noqa: A002
+    async def create_customer(self, info: Info, input: CreateCustomerInput) -> CustomerPayload:
         try:
             row = await info.context.mutate(
                 service.create_customer,
@@ -233,7 +233,7 @@ class CustomerMutations:
         return CustomerPayload(customer=CustomerType.of(row), user_errors=[])
 
     @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
-    async def update_customer(self, info: Info, input: UpdateCustomerInput) -> CustomerPayload:  # noqa: A002
+    async def update_customer(self, info: Info, input: UpdateCustomerInput) -> CustomerPayload:
         changes = {
             name: value
             for name, value in (
@@ -251,7 +251,7 @@ class CustomerMutations:
         return CustomerPayload(customer=CustomerType.of(row), user_errors=[])
 
     @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
-    async def delete_customer(self, info: Info, input: DeleteCustomerInput) -> DeleteCustomerPayload:  # noqa: A002
+    async def delete_customer(self, info: Info, input: DeleteCustomerInput) -> DeleteCustomerPayload:
         try:
             (pk,) = _pks([input.id], "id")
             await info.context.mutate(service.delete_customer, pk)
@@ -260,7 +260,7 @@ class CustomerMutations:
         return DeleteCustomerPayload(deleted_id=input.id, user_errors=[])
 
     @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
-    async def add_customer_tags(self, info: Info, input: CustomerTagsInput) -> CustomerTagsPayload:  # noqa: A002
+    async def add_customer_tags(self, info: Info, input: CustomerTagsInput) -> CustomerTagsPayload:
         try:
             rows = await info.context.mutate(service.add_tags, _pks(input.ids, "ids"), input.tags)
         except InvalidInput as error:
@@ -268,7 +268,7 @@ class CustomerMutations:
         return CustomerTagsPayload(customers=[CustomerType.of(r) for r in rows], user_errors=[])
 
     @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
-    async def remove_customer_tags(self, info: Info, input: CustomerTagsInput) -> CustomerTagsPayload:  # noqa: A002
+    async def remove_customer_tags(self, info: Info, input: CustomerTagsInput) -> CustomerTagsPayload:
         try:
             rows = await info.context.mutate(service.remove_tags, _pks(input.ids, "ids"), input.tags)
         except InvalidInput as error:

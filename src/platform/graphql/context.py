@@ -60,9 +60,7 @@ class RequestContext:
             async with self.session.begin_nested():
                 return await fn(self.session, *args, **kwargs)
 
-    def loader(
-        self, name: str, load: Callable[[list[K]], Awaitable[list[V]]]
-    ) -> DataLoader[K, V]:
+    def loader(self, name: str, load: Callable[[list[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
         """The request's DataLoader called `name`, created on first use."""
         found = self._loaders.get(name)
         if found is None:

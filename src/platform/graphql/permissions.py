@@ -18,8 +18,12 @@ class Needs(FieldExtension):
         self.permission = permission
 
     def apply(self, field: StrawberryField) -> None:
+        # Runs for every schema built from the same field objects: add the note once.
         note = f"Needs the `{self.permission.value}` permission."
-        field.description = f"{field.description}\n\n{note}" if field.description else note
+        if field.description is None:
+            field.description = note
+        elif note not in field.description:
+            field.description = f"{field.description}\n\n{note}"
 
     def resolve(self, next_: Callable[..., Any], source: Any, info: Any, **kwargs: Any) -> Any:
         info.context.require(self.permission)

@@ -16,7 +16,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class BadInput(ApiError):  # noqa: N818
+class BadInput(ApiError):
     code = "BAD_USER_INPUT"
 
 

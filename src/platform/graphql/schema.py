@@ -33,7 +33,7 @@ class NodeQueries:
         description="Any object by its global id; null when none of yours has it.",
         extensions=[Needs(Permission.TENANT_READ)],
     )
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:  # noqa: A002
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         type_name, pk = parse_global_id(id)
         found = NODE_TYPES.get(type_name)
         if found is None:

@@ -1,0 +1,73 @@
+"""Migrations go up, down and up again on an empty database, and leave the same schema."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from brandloop.db import migrate
+from brandloop.db.engine import create_engine
+
+SNAPSHOT = text(
+    """
+    SELECT table_name, column_name, data_type, is_nullable
+      FROM information_schema.columns WHERE table_schema = 'public'
+     ORDER BY table_name, column_name
+    """
+)
+POLICIES = text("SELECT tablename, policyname, qual FROM pg_policies ORDER BY 1, 2")
+
+
+@pytest.fixture
+async def scratch(server_url: str) -> AsyncIterator[AsyncEngine]:
+    name = f"brandloop_migrations_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(make_url(server_url).set(drivername="postgresql+asyncpg").render_as_string(False))
+    async with admin.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+            text(f'CREATE DATABASE "{name}"')
+        )
+    engine = create_engine(
+        make_url(server_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+    )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def snapshot(engine: AsyncEngine) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    async with engine.connect() as conn:
+        columns = [tuple(r) for r in (await conn.execute(SNAPSHOT)).all()]
+        policies = [tuple(r) for r in (await conn.execute(POLICIES)).all()]
+    return columns, policies
+
+
+async def test_up_down_up(scratch: AsyncEngine) -> None:
+    await migrate.upgrade(scratch)
+    assert await migrate.current_revision(scratch) == migrate.head_revision()
+    first = await snapshot(scratch)
+    assert first[0] and first[1]
+
+    await migrate.downgrade(scratch, "base")
+    assert await migrate.current_revision(scratch) is None
+    columns, policies = await snapshot(scratch)
+    assert [c for c in columns if c[0] != "alembic_version"] == []
+    assert policies == []
+
+    await migrate.upgrade(scratch)
+    assert await snapshot(scratch) == first
+
+
+async def test_upgrading_twice_is_harmless(scratch: AsyncEngine) -> None:
+    await migrate.upgrade(scratch)
+    await migrate.upgrade(scratch)
+    assert await migrate.current_revision(scratch) == migrate.head_revision()
