@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import strawberry
@@ -10,7 +9,7 @@ from graphql import GraphQLError
 
 from brandloop.errors import ApiError, InvalidInput
 
-log = logging.getLogger("brandloop.graphql")
+INTERNAL = "INTERNAL_SERVER_ERROR"
 
 
 @strawberry.type(description="Why a mutation's input was refused; nothing of it was written.")
@@ -24,22 +23,25 @@ def user_errors(error: InvalidInput) -> list[UserError]:
     return [UserError(field=p.field, code=p.code, message=p.message) for p in error.problems]
 
 
-def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
-    """The error as sent: our own errors keep their message; anything unexpected is masked."""
+def error_code(error: GraphQLError) -> str:
+    """The code a client sees; INTERNAL_SERVER_ERROR for anything we did not mean to raise."""
     original = error.original_error
     while isinstance(original, GraphQLError) and original.original_error is not None:
         original = original.original_error
     if isinstance(original, ApiError):
-        code = original.code
-    elif original is None or isinstance(original, GraphQLError) or (error.path is None and error.locations):
-        # Parse, validation and variable errors (these point at the request): the client's
-        # request is wrong, and the message says how.
-        code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
-    else:
-        log.error("unexpected error in %s", error.path, exc_info=original)
+        return original.code
+    if original is None or isinstance(original, GraphQLError) or (error.path is None and error.locations):
+        # Parse, validation and variable errors point at the request: the client's to fix.
+        return (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+    return INTERNAL
+
+
+def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
+    """The error as sent: ours keep their message; anything unexpected is masked."""
+    code = error_code(error)
+    if code == INTERNAL:
         masked = GraphQLError(
-            f"Internal server error. Quote request id {request_id} when reporting it.",
-            path=error.path,
+            f"Internal server error. Quote request id {request_id} when reporting it.", path=error.path
         )
-        return {**masked.formatted, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        return {**masked.formatted, "extensions": {"code": INTERNAL}}
     return {**error.formatted, "extensions": {**(error.extensions or {}), "code": code}}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import strawberry
+import structlog
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -11,17 +13,21 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from brandloop.auth.graphql import ApiKeyMutations, ApiKeyQueries
 from brandloop.auth.permissions import Permission
 from brandloop.customers.graphql import CustomerMutations, CustomerQueries, load_customer
 from brandloop.graphql.context import Info
+from brandloop.graphql.errors import INTERNAL, error_code
 from brandloop.graphql.limits import QueryCost
 from brandloop.graphql.permissions import Needs
 from brandloop.graphql.relay import Node, parse_global_id
 from brandloop.observability import OperationMetrics
 from brandloop.settings import Settings
 from brandloop.tenancy.graphql import TenancyQueries
+
+log = structlog.get_logger("brandloop.graphql")
 
 # How `node(id:)` finds each type that implements Node, and what reading it needs.
 NODE_TYPES = {"Customer": (Permission.CUSTOMERS_READ, load_customer)}
@@ -47,8 +53,18 @@ Query = merge_types("Query", (TenancyQueries, NodeQueries, CustomerQueries, ApiK
 Mutation = merge_types("Mutation", (CustomerMutations, ApiKeyMutations))
 
 
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log what went wrong on our side; a client's own mistakes are answered, not logged."""
+        for error in errors:
+            if error_code(error) == INTERNAL:
+                log.error("unexpected error", path=error.path, exc_info=error.original_error)
+
+
 def create_schema(settings: Settings) -> strawberry.Schema:
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         # Factories: each request gets fresh extension objects (the caches are module-wide).
