@@ -59,7 +59,9 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def _bearer(request: Request) -> str | None:
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    return credential.strip() or None if scheme.lower() == "bearer" else None
+    if scheme.lower() != "bearer":
+        return None
+    return credential.strip() or None
 
 
 async def _read_operation(request: Request, limit: int) -> dict[str, Any] | JSONResponse:
