@@ -63,6 +63,8 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         logging.getLogger(name).propagate = True
     # Our middleware logs each request with its id and tenant; uvicorn's own line would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
+    # The embedded server narrates every pg_ctl call at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 class OperationMetrics(SchemaExtension):
