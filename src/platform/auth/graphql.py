@@ -16,10 +16,8 @@ from brandloop.graphql.permissions import Needs
 from brandloop.graphql.relay import (
     BadInput,
     Connection,
-    check_page_size,
-    connection,
     global_id,
-    parse_cursor,
+    paginate,
     pk_of,
 )
 
@@ -61,16 +59,13 @@ class ApiKeyQueries:
     )
     async def api_keys(self, info: Info, first: int = 20, after: str | None = None) -> Connection[ApiKeyType]:
         ctx = info.context
-        first = check_page_size(first, ctx.settings.max_page_size)
-        cursor = parse_cursor(after)
-        rows = await ctx.run(service.list_api_keys, first=first + 1, after=cursor)
-        return connection(
-            rows,
-            first=first,
-            after=cursor,
-            key=lambda row: row.id,
-            node=ApiKeyType.of,
+        return await paginate(
+            first,
+            after,
+            max_page_size=ctx.settings.max_page_size,
+            fetch=lambda limit, cursor: ctx.run(service.list_api_keys, first=limit, after=cursor),
             count=lambda: ctx.run(service.count_api_keys),
+            node=ApiKeyType.of,
         )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from brandloop.auth.jwt import JwtVerifier
 from brandloop.auth.models import ApiKey
 from brandloop.auth.permissions import Principal, Role
+from brandloop.db.base import keyset_page
 from brandloop.db.session import current_tenant, enter_api_key_lookup, enter_tenant
 from brandloop.errors import InvalidInput, Problem, Unauthenticated
 from brandloop.tenancy.service import active_tenant
@@ -71,10 +72,7 @@ async def create_api_key(
 
 
 async def list_api_keys(session: AsyncSession, *, first: int, after: uuid.UUID | None = None) -> list[ApiKey]:
-    query = select(ApiKey).order_by(ApiKey.id).limit(first)
-    if after is not None:
-        query = query.where(ApiKey.id > after)
-    return list((await session.scalars(query)).all())
+    return list((await session.scalars(keyset_page(select(ApiKey), ApiKey, first, after))).all())
 
 
 async def count_api_keys(session: AsyncSession) -> int:

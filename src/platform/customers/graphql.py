@@ -20,10 +20,8 @@ from brandloop.graphql.relay import (
     BadInput,
     Connection,
     Node,
-    check_page_size,
-    connection,
     global_id,
-    parse_cursor,
+    paginate,
     pk_of,
 )
 
@@ -123,20 +121,14 @@ class CustomerQueries:
         filter: CustomerFilterInput | None = None,
     ) -> Connection[CustomerType]:
         ctx = info.context
-        first = check_page_size(first, ctx.settings.max_page_size)
-        cursor = parse_cursor(after)
         flt = filter.to_filter() if filter else CustomerFilter()
-        try:
-            rows = await ctx.run(service.list_customers, flt, first=first + 1, after=cursor)
-        except InvalidInput as error:
-            raise BadInput(str(error)) from error
-        return connection(
-            rows,
-            first=first,
-            after=cursor,
-            key=lambda row: row.id,
-            node=CustomerType.of,
+        return await paginate(
+            first,
+            after,
+            max_page_size=ctx.settings.max_page_size,
+            fetch=lambda limit, cursor: ctx.run(service.list_customers, flt, first=limit, after=cursor),
             count=lambda: ctx.run(service.count_customers, flt),
+            node=CustomerType.of,
         )
 
     @strawberry.field(
@@ -152,16 +144,13 @@ class CustomerQueries:
     )
     async def tags(self, info: Info, first: int = 20, after: str | None = None) -> Connection[TagType]:
         ctx = info.context
-        first = check_page_size(first, ctx.settings.max_page_size)
-        cursor = parse_cursor(after)
-        rows = await ctx.run(service.list_tags, first=first + 1, after=cursor)
-        return connection(
-            rows,
-            first=first,
-            after=cursor,
-            key=lambda row: row.id,
-            node=TagType.of,
+        return await paginate(
+            first,
+            after,
+            max_page_size=ctx.settings.max_page_size,
+            fetch=lambda limit, cursor: ctx.run(service.list_tags, first=limit, after=cursor),
             count=lambda: ctx.run(service.count_tags),
+            node=TagType.of,
         )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.customers.models import Customer, CustomerTag, Tag
-from brandloop.db.base import uuid7
+from brandloop.db.base import keyset_page, uuid7
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
 
@@ -255,9 +255,7 @@ async def list_customers(
     session: AsyncSession, flt: CustomerFilter, *, first: int, after: uuid.UUID | None = None
 ) -> list[Customer]:
     """Up to `first` customers after the cursor, oldest first (ids are time-ordered)."""
-    query = _filtered(select(Customer), flt).order_by(Customer.id).limit(first)
-    if after is not None:
-        query = query.where(Customer.id > after)
+    query = keyset_page(_filtered(select(Customer), flt), Customer, first, after)
     return list((await session.scalars(query)).all())
 
 
@@ -285,10 +283,7 @@ async def tags_of(session: AsyncSession, customer_ids: Sequence[uuid.UUID]) -> d
 
 
 async def list_tags(session: AsyncSession, *, first: int, after: uuid.UUID | None = None) -> list[Tag]:
-    query = select(Tag).order_by(Tag.id).limit(first)
-    if after is not None:
-        query = query.where(Tag.id > after)
-    return list((await session.scalars(query)).all())
+    return list((await session.scalars(keyset_page(select(Tag), Tag, first, after))).all())
 
 
 async def count_tags(session: AsyncSession) -> int:

@@ -6,14 +6,13 @@ import base64
 import binascii
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import strawberry
 
-from brandloop.errors import ApiError
+from brandloop.errors import ApiError, InvalidInput
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 class BadInput(ApiError):
@@ -102,23 +101,36 @@ class Connection(Generic[T]):
         return await self._count()
 
 
-def connection(
-    rows: Sequence[R],
-    *,
+class Row(Protocol):
+    id: uuid.UUID
+
+
+RowT = TypeVar("RowT", bound=Row)
+
+
+async def paginate(
     first: int,
-    after: uuid.UUID | None,
-    key: Callable[[R], uuid.UUID],
-    node: Callable[[R], T],
+    after: str | None,
+    *,
+    max_page_size: int,
+    fetch: Callable[[int, uuid.UUID | None], Awaitable[Sequence[RowT]]],
     count: Callable[[], Awaitable[int]],
+    node: Callable[[RowT], T],
 ) -> Connection[T]:
-    """A page from rows fetched with `limit first + 1` (the extra row tells there is more)."""
-    page = rows[:first]
-    edges = [Edge(cursor=cursor_for(key(row)), node=node(row)) for row in page]
+    """One keyset page, rows ordered by id: `fetch(limit, after_id)` is asked for one row more
+    than the page, which tells whether there is a next page."""
+    first = check_page_size(first, max_page_size)
+    cursor = parse_cursor(after)
+    try:
+        rows = await fetch(first + 1, cursor)
+    except InvalidInput as error:
+        raise BadInput(str(error)) from error
+    edges = [Edge(cursor=cursor_for(row.id), node=node(row)) for row in rows[:first]]
     return Connection(
         edges=edges,
         page_info=PageInfo(
             has_next_page=len(rows) > first,
-            has_previous_page=after is not None,
+            has_previous_page=cursor is not None,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
