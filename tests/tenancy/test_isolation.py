@@ -104,7 +104,18 @@ async def test_another_tenants_api_keys_are_invisible_and_irrevocable(
 
 # -- in SQL, as the application role -----------------------------------------------------------
 
-TENANT_TABLES = ["api_keys", "customers", "tags", "customer_tags"]
+TENANT_TABLES = [
+    "api_keys",
+    "customer_identities",
+    "customer_tags",
+    "customers",
+    "exchange_rates",
+    "identity_blocklist",
+    "order_lines",
+    "orders",
+    "tags",
+    "tenant_settings",
+]
 
 
 async def test_without_a_tenant_the_app_role_sees_no_rows(

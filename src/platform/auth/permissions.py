@@ -19,17 +19,20 @@ class Permission(enum.StrEnum):
     TENANT_READ = "tenant:read"
     CUSTOMERS_READ = "customers:read"
     CUSTOMERS_WRITE = "customers:write"
+    ORDERS_READ = "orders:read"
+    ORDERS_WRITE = "orders:write"
     API_KEYS_MANAGE = "api_keys:manage"
+    SETTINGS_MANAGE = "settings:manage"
 
 
-_READ = {Permission.TENANT_READ, Permission.CUSTOMERS_READ}
-_WRITE = _READ | {Permission.CUSTOMERS_WRITE}
+_READ = {Permission.TENANT_READ, Permission.CUSTOMERS_READ, Permission.ORDERS_READ}
+_WRITE = _READ | {Permission.CUSTOMERS_WRITE, Permission.ORDERS_WRITE}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset(_READ),
     Role.ANALYST: frozenset(_READ),
     Role.MARKETER: frozenset(_WRITE),
-    Role.ADMIN: frozenset(_WRITE | {Permission.API_KEYS_MANAGE}),
+    Role.ADMIN: frozenset(_WRITE | {Permission.API_KEYS_MANAGE, Permission.SETTINGS_MANAGE}),
     Role.OWNER: frozenset(Permission),
 }
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from brandloop.auth.permissions import Permission
-from brandloop.customers import service
+from brandloop.customers import resolution, service
+from brandloop.customers.identities import IdentityKind, normalise
 from brandloop.customers.models import Customer as CustomerRow
+from brandloop.customers.models import CustomerIdentity as CustomerIdentityRow
 from brandloop.customers.models import Tag as TagRow
 from brandloop.customers.service import CustomerFilter, LifecycleStage, TagKind
 from brandloop.errors import InvalidInput, Problem
@@ -24,6 +27,11 @@ from brandloop.graphql.relay import (
     paginate,
     pk_of,
 )
+
+MAX_BLOCKED = 1000
+
+if TYPE_CHECKING:
+    from brandloop.orders.graphql import OrderType
 
 LifecycleStageEnum = strawberry.enum(
     LifecycleStage,
@@ -42,6 +50,21 @@ class TagType:
     @classmethod
     def of(cls, row: TagRow) -> TagType:
         return cls(id=global_id("Tag", row.id), name=row.name, kind=TagKind(row.kind))
+
+
+IdentityKindEnum = strawberry.enum(IdentityKind, name="IdentityKind")
+
+
+@strawberry.type(name="CustomerIdentity", description="A value that names the customer on a channel.")
+class CustomerIdentityType:
+    kind: IdentityKindEnum  # type: ignore[valid-type]
+    value: str
+    source: str = strawberry.field(description="Where it came from: a channel, or `manual`.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: CustomerIdentityRow) -> CustomerIdentityType:
+        return cls(kind=IdentityKind(row.kind), value=row.value, source=row.source, created_at=row.created_at)
 
 
 @strawberry.type(name="Customer", description="One real person, merged across channels.")
@@ -66,6 +89,24 @@ class CustomerType(Node):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+    @strawberry.field(description="The customer's orders from every channel, oldest first.")
+    async def orders(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[Annotated[OrderType, strawberry.lazy("brandloop.orders.graphql")]]:
+        from brandloop.orders.graphql import customer_orders
+
+        return await customer_orders(info, self.pk, first, after)
+
+    @strawberry.field(description="What identifies the customer on each channel.")
+    async def identities(self, info: Info) -> list[CustomerIdentityType]:
+        ctx = info.context
+
+        async def load(ids: list[uuid.UUID]) -> list[list[CustomerIdentityType]]:
+            found = await ctx.run(resolution.identities_of, ids)
+            return [[CustomerIdentityType.of(i) for i in found.get(c, [])] for c in ids]
+
+        return await ctx.loader("customer.identities", load).load(self.pk)
 
     @strawberry.field(description="The customer's tags, by name.")
     async def tags(self, info: Info) -> list[TagType]:
@@ -154,6 +195,40 @@ class CustomerQueries:
         )
 
 
+@strawberry.type(name="BlockedIdentityValue")
+class BlockedIdentityValueType:
+    kind: IdentityKindEnum  # type: ignore[valid-type]
+    value: str
+    created_at: datetime
+
+
+@strawberry.type
+class BlocklistQueries:
+    @strawberry.field(
+        description=f"Identity values never matched on, beyond the built-in placeholders (at most {MAX_BLOCKED} listed).",
+        extensions=[Needs(Permission.CUSTOMERS_READ)],
+    )
+    async def blocked_identity_values(self, info: Info) -> list[BlockedIdentityValueType]:
+        rows = await info.context.run(resolution.blocked_values, limit=MAX_BLOCKED)
+        return [
+            BlockedIdentityValueType(kind=IdentityKind(r.kind), value=r.value, created_at=r.created_at)
+            for r in rows
+        ]
+
+
+@strawberry.input(description="A value such as a shop's shared phone, which must never join two buyers.")
+class IdentityValueInput:
+    kind: IdentityKindEnum  # type: ignore[valid-type]
+    value: str
+
+
+@strawberry.type
+class IdentityValuePayload:
+    kind: IdentityKindEnum | None  # type: ignore[valid-type]
+    value: str | None = strawberry.field(description="As normalised and stored.")
+    user_errors: list[UserError]
+
+
 @strawberry.input
 class CreateCustomerInput:
     display_name: str
@@ -208,6 +283,25 @@ def _pks(ids: list[strawberry.ID], field: str) -> list[uuid.UUID]:
 
 @strawberry.type
 class CustomerMutations:
+    @strawberry.mutation(extensions=[Needs(Permission.SETTINGS_MANAGE)])
+    async def block_identity_value(self, info: Info, input: IdentityValueInput) -> IdentityValuePayload:
+        try:
+            identity = normalise(IdentityKind(input.kind), input.value, "value")
+            await info.context.mutate(resolution.block_value, identity)
+        except InvalidInput as error:
+            return IdentityValuePayload(kind=None, value=None, user_errors=user_errors(error))
+        return IdentityValuePayload(kind=identity.kind, value=identity.value, user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.SETTINGS_MANAGE)])
+    async def unblock_identity_value(self, info: Info, input: IdentityValueInput) -> IdentityValuePayload:
+        try:
+            identity = normalise(IdentityKind(input.kind), input.value, "value")
+            if not await info.context.mutate(resolution.unblock_value, identity):
+                raise InvalidInput(Problem("value", "NOT_FOUND", "This value is not on the blocklist."))
+        except InvalidInput as error:
+            return IdentityValuePayload(kind=None, value=None, user_errors=user_errors(error))
+        return IdentityValuePayload(kind=identity.kind, value=identity.value, user_errors=[])
+
     @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
     async def create_customer(self, info: Info, input: CreateCustomerInput) -> CustomerPayload:
         try:

@@ -51,3 +51,33 @@ class CustomerTag(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tag_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class CustomerIdentity(Base):
+    """A (kind, value) that names one person, e.g. ("wechat_unionid", "o6_bmasdasdsad6_2sgVt7hMZOPfL")."""
+
+    __tablename__ = "customer_identities"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    customer_id: Mapped[uuid.UUID]
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(254))
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class BlockedIdentity(Base):
+    """A value the tenant never matches on (a shared shop phone, a placeholder address)."""
+
+    __tablename__ = "identity_blocklist"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(254), primary_key=True)
+    created_at: Mapped[datetime] = created_at_column()

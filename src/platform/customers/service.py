@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from brandloop.customers.models import Customer, CustomerTag, Tag
+from brandloop.customers.models import Customer, CustomerIdentity, CustomerTag, Tag
 from brandloop.db.base import keyset_page, uuid7
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
@@ -145,7 +145,7 @@ async def create_customer(
         lifecycle_stage=lifecycle_stage.value,
     )
     session.add(customer)
-    await _flush_checking_email(session)
+    await _save_contacts(session, customer, {})
     await session.refresh(customer)
     return customer
 
@@ -155,6 +155,7 @@ async def update_customer(
 ) -> Customer:
     """Apply `changes` (display_name, email, phone); None clears email or phone."""
     customer = await _get_for_update(session, customer_id)
+    previous = {"email": customer.email, "phone": customer.phone}
     if "display_name" in changes:
         customer.display_name = clean_display_name(changes["display_name"] or "")
     if "email" in changes:
@@ -163,7 +164,7 @@ async def update_customer(
     if "phone" in changes:
         phone = changes["phone"]
         customer.phone = normalise_phone(phone) if phone else None
-    await _flush_checking_email(session)
+    await _save_contacts(session, customer, previous)
     await session.refresh(customer)
     return customer
 
@@ -314,13 +315,43 @@ async def _require_customers(session: AsyncSession, ids: Sequence[uuid.UUID]) ->
     return [found[i] for i in dict.fromkeys(ids)]
 
 
-async def _flush_checking_email(session: AsyncSession) -> None:
+async def _save_contacts(session: AsyncSession, customer: Customer, previous: dict[str, str | None]) -> None:
+    """Flush the customer and keep its email and phone identities in step with its contact fields,
+    so that identity resolution matches what people type in as well as what channels send."""
+    await _flush_unique(session, "email")
+    for kind in ("email", "phone"):
+        old, new = previous.get(kind), getattr(customer, kind)
+        if old == new:
+            continue
+        if old:
+            await session.execute(
+                delete(CustomerIdentity).where(
+                    CustomerIdentity.customer_id == customer.id,
+                    CustomerIdentity.kind == kind,
+                    CustomerIdentity.value == old,
+                )
+            )
+        if new:
+            session.add(
+                CustomerIdentity(
+                    tenant_id=customer.tenant_id,
+                    customer_id=customer.id,
+                    kind=kind,
+                    value=new,
+                    source="manual",
+                )
+            )
+            await _flush_unique(session, kind)
+
+
+async def _flush_unique(session: AsyncSession, field: str) -> None:
+    """Flush; a unique violation means another customer holds this `field` already."""
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as error:
-        if "uq_customers_tenant_id_email" in str(error.orig):
+        if "uq_customers_tenant_id_email" in str(error.orig) or "uq_customer_identities" in str(error.orig):
             raise InvalidInput(
-                Problem("email", "DUPLICATE_EMAIL", "Another customer already has this email.")
+                Problem(field, f"DUPLICATE_{field.upper()}", f"Another customer already has this {field}.")
             ) from error
         raise

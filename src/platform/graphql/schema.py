@@ -12,25 +12,31 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from brandloop.auth.graphql import ApiKeyMutations, ApiKeyQueries
 from brandloop.auth.permissions import Permission
-from brandloop.customers.graphql import CustomerMutations, CustomerQueries, load_customer
+from brandloop.customers.graphql import BlocklistQueries, CustomerMutations, CustomerQueries, load_customer
 from brandloop.graphql.context import Info
 from brandloop.graphql.errors import INTERNAL, error_code
 from brandloop.graphql.limits import QueryCost
 from brandloop.graphql.permissions import Needs
 from brandloop.graphql.relay import Node, parse_global_id
+from brandloop.graphql.scalars import SCALARS
 from brandloop.observability import OperationMetrics
+from brandloop.orders.graphql import OrderMutations, OrderQueries, load_order
 from brandloop.settings import Settings
-from brandloop.tenancy.graphql import TenancyQueries
+from brandloop.tenancy.graphql import TenancyMutations, TenancyQueries
 
 log = structlog.get_logger("brandloop.graphql")
 
 # How `node(id:)` finds each type that implements Node, and what reading it needs.
-NODE_TYPES = {"Customer": (Permission.CUSTOMERS_READ, load_customer)}
+NODE_TYPES = {
+    "Customer": (Permission.CUSTOMERS_READ, load_customer),
+    "Order": (Permission.ORDERS_READ, load_order),
+}
 
 
 @strawberry.type
@@ -49,8 +55,10 @@ class NodeQueries:
         return await load(info, pk)
 
 
-Query = merge_types("Query", (TenancyQueries, NodeQueries, CustomerQueries, ApiKeyQueries))
-Mutation = merge_types("Mutation", (CustomerMutations, ApiKeyMutations))
+Query = merge_types(
+    "Query", (TenancyQueries, NodeQueries, CustomerQueries, BlocklistQueries, OrderQueries, ApiKeyQueries)
+)
+Mutation = merge_types("Mutation", (TenancyMutations, CustomerMutations, OrderMutations, ApiKeyMutations))
 
 
 class Schema(strawberry.Schema):
@@ -67,6 +75,7 @@ def create_schema(settings: Settings) -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        config=StrawberryConfig(scalar_map=SCALARS),
         # Factories: each request gets fresh extension objects (the caches are module-wide).
         extensions=[
             lambda: ParserCache(maxsize=1000),

@@ -6,10 +6,13 @@ import strawberry
 
 from brandloop.auth.graphql import RoleEnum
 from brandloop.auth.permissions import Permission
+from brandloop.errors import InvalidInput
 from brandloop.graphql.context import Info
+from brandloop.graphql.errors import UserError, user_errors
 from brandloop.graphql.permissions import Needs
 from brandloop.graphql.relay import global_id
 from brandloop.tenancy import service
+from brandloop.tenancy.models import TenantSettings
 
 
 @strawberry.type(name="Tenant", description="A brand using Brandloop.")
@@ -35,3 +38,61 @@ class TenancyQueries:
             tenant=TenantType(id=global_id("Tenant", tenant.id), slug=tenant.slug, name=tenant.name),
             role=ctx.principal.role,
         )
+
+    @strawberry.field(description="The tenant's settings.", extensions=[Needs(Permission.TENANT_READ)])
+    async def tenant_settings(self, info: Info) -> TenantSettingsType:
+        return TenantSettingsType.of(await info.context.run(service.settings_of))
+
+
+@strawberry.type(name="TenantSettings")
+class TenantSettingsType:
+    reporting_currency: str = strawberry.field(description="ISO 4217; reports convert into it.")
+    timezone: str = strawberry.field(description="IANA name; it decides what 'a day' is in reports.")
+    dormant_after_days: int = strawberry.field(description="No order for this long: dormant.")
+    churned_after_days: int = strawberry.field(description="No order for this long: churned.")
+    rfm_window_days: int = strawberry.field(description="The window RFM frequency and monetary look at.")
+
+    @classmethod
+    def of(cls, row: TenantSettings) -> TenantSettingsType:
+        return cls(
+            reporting_currency=row.reporting_currency,
+            timezone=row.timezone,
+            dormant_after_days=row.dormant_after_days,
+            churned_after_days=row.churned_after_days,
+            rfm_window_days=row.rfm_window_days,
+        )
+
+
+@strawberry.input(description="Settings to change; fields left out keep their value.")
+class UpdateTenantSettingsInput:
+    reporting_currency: str | None = strawberry.UNSET
+    timezone: str | None = strawberry.UNSET
+    dormant_after_days: int | None = strawberry.UNSET
+    churned_after_days: int | None = strawberry.UNSET
+    rfm_window_days: int | None = strawberry.UNSET
+
+
+@strawberry.type
+class TenantSettingsPayload:
+    settings: TenantSettingsType | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class TenancyMutations:
+    @strawberry.mutation(extensions=[Needs(Permission.SETTINGS_MANAGE)])
+    async def update_tenant_settings(
+        self, info: Info, input: UpdateTenantSettingsInput
+    ) -> TenantSettingsPayload:
+        changes = {
+            name: value
+            for name, value in vars(input).items()
+            if value is not strawberry.UNSET and value is not None
+        }
+        if "reporting_currency" in changes:
+            changes["reporting_currency"] = str(changes["reporting_currency"]).strip().upper()
+        try:
+            row = await info.context.mutate(service.update_settings, changes)
+        except InvalidInput as error:
+            return TenantSettingsPayload(settings=None, user_errors=user_errors(error))
+        return TenantSettingsPayload(settings=TenantSettingsType.of(row), user_errors=[])

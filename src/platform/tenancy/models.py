@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import DateTime, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.db.base import Base, created_at_column, uuid7
@@ -19,3 +19,19 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = created_at_column()
+
+
+class TenantSettings(Base):
+    """What a tenant sets for itself: reporting currency, time zone, segmentation thresholds."""
+
+    __tablename__ = "tenant_settings"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    reporting_currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    dormant_after_days: Mapped[int] = mapped_column(default=90)
+    churned_after_days: Mapped[int] = mapped_column(default=180)
+    rfm_window_days: Mapped[int] = mapped_column(default=365)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

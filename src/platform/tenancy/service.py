@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.numbers import list_currencies
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem, Unauthenticated
-from brandloop.tenancy.models import Tenant
+from brandloop.tenancy.models import Tenant, TenantSettings
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 MAX_NAME_LENGTH = 200
@@ -56,3 +58,54 @@ async def active_tenant(session: AsyncSession) -> Tenant:
     if tenant is None or tenant.status != "active":
         raise Unauthenticated("This tenant does not exist or is suspended.")
     return tenant
+
+
+async def settings_of(session: AsyncSession) -> TenantSettings:
+    """The session's tenant's settings; defaults until it changes them."""
+    settings = await session.get(TenantSettings, current_tenant(session))
+    return settings or TenantSettings(
+        tenant_id=current_tenant(session),
+        reporting_currency="CNY",
+        timezone="UTC",
+        dormant_after_days=90,
+        churned_after_days=180,
+        rfm_window_days=365,
+    )
+
+
+async def update_settings(session: AsyncSession, changes: dict[str, object]) -> TenantSettings:
+    """Validate and save changed settings (any of reporting_currency, timezone, the day counts)."""
+    settings = await session.get(TenantSettings, current_tenant(session), with_for_update=True)
+    if settings is None:
+        settings = await settings_of(session)
+        session.add(settings)
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    problems = []
+    if not is_currency(settings.reporting_currency):
+        problems.append(
+            Problem("reportingCurrency", "INVALID_CURRENCY", "Use an ISO 4217 code such as CNY or USD.")
+        )
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(
+            Problem("timezone", "INVALID_TIMEZONE", "Use an IANA time zone such as Asia/Shanghai.")
+        )
+    if not 0 < settings.dormant_after_days < settings.churned_after_days <= 3650:
+        problems.append(
+            Problem("dormantAfterDays", "INVALID_THRESHOLDS", "Need 0 < dormant days < churned days <= 3650.")
+        )
+    if not 30 <= settings.rfm_window_days <= 3650:
+        problems.append(Problem("rfmWindowDays", "OUT_OF_RANGE", "The RFM window is 30 to 3650 days."))
+    if problems:
+        raise InvalidInput(*problems)
+    await session.flush()
+    return settings
+
+
+def is_currency(code: str) -> bool:
+    return len(code) == 3 and code in _CURRENCIES
+
+
+_CURRENCIES = frozenset(list_currencies())

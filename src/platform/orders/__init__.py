@@ -1,0 +1,1 @@
+"""Orders from every channel, their lines, and money in the tenant's reporting currency."""
