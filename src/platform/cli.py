@@ -7,7 +7,9 @@ Every command talks to the configured database, or to the embedded one in the da
 from __future__ import annotations
 
 import asyncio
+import csv
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +34,7 @@ from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.errors import InvalidInput
 from brandloop.graphql.schema import sdl
 from brandloop.observability import configure_logging
+from brandloop.orders import importer
 from brandloop.settings import Settings, get_settings
 from brandloop.tenancy import service as tenancy
 from brandloop.tenancy.models import Tenant
@@ -41,12 +45,15 @@ app = typer.Typer(
 tenant_app = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(schema_app, name="schema")
+app.add_typer(import_app, name="import")
 
 # Piped output (grep, scripts) must not wrap table rows: be wide when not on a terminal.
 console = Console(width=None if sys.stdout.isatty() else 200)
+MAX_REJECTS_SHOWN = 20
 T = TypeVar("T")
 
 
@@ -235,3 +242,54 @@ def schema_export(
     """Write the GraphQL schema (SDL) to docs/schema.graphql."""
     output.write_text(sdl())
     console.print(f"Schema written to {output}.")
+
+
+@import_app.command("orders")
+def import_orders(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A .csv or .jsonl file.")],
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")],
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Orders per transaction.")] = 1000,
+) -> None:
+    """Import orders (CSV: a row per order line; JSON Lines: an order per line). Safe to re-run."""
+    size = file.stat().st_size
+
+    async def work(engine: AsyncEngine) -> importer.ImportSummary:
+        found = await _tenant(engine, tenant)
+        with Progress(
+            TextColumn("[bold]importing"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("import", total=size)
+            return await importer.import_orders(
+                engine,
+                found.id,
+                file,
+                batch_size=batch_size,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+
+    started = time.perf_counter()
+    try:
+        summary = _with_engine(work)
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"created {summary.created}, updated {summary.updated}, unchanged {summary.unchanged}, "
+        f"rejected {len(summary.rejected)} ({summary.order_lines} order lines written in {elapsed:.1f} s)"
+    )
+    for line, reason in summary.rejected[:MAX_REJECTS_SHOWN]:
+        console.print(f"  line {line}: {reason}", markup=False, highlight=False)
+    if len(summary.rejected) > MAX_REJECTS_SHOWN:
+        rejects = file.with_name(file.name + ".rejects.csv")
+        with rejects.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["line", "reason"])
+            writer.writerows(summary.rejected)
+        console.print(f"  ... all {len(summary.rejected)} rejected lines are in {rejects}")
+    if summary.rejected:
+        raise typer.Exit(1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from brandloop.customers.service import normalise_email, normalise_phone
 from brandloop.errors import InvalidInput, Problem
@@ -64,8 +64,7 @@ _BLOCKED_EMAIL = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     kind: IdentityKind
     value: str
 

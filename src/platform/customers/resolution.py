@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,8 +23,7 @@ from brandloop.db.base import uuid7
 from brandloop.db.session import current_tenant
 
 
-@dataclass(frozen=True, slots=True)
-class Buyer:
+class Buyer(NamedTuple):
     """Who placed an order, as a channel describes them."""
 
     source: str

@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -65,6 +66,8 @@ def clean_display_name(raw: str, field_name: str = "displayName") -> str:
     return name
 
 
+# Buyers come back: caching the normalised forms saves most of the parsing on imports.
+@lru_cache(maxsize=65_536)
 def normalise_email(raw: str, field_name: str = "email") -> str:
     """Validated and lower-cased, so that one address is one identity."""
     if len(raw) > MAX_EMAIL_LENGTH:
@@ -78,6 +81,7 @@ def normalise_email(raw: str, field_name: str = "email") -> str:
     return checked.normalized.lower()
 
 
+@lru_cache(maxsize=65_536)
 def normalise_phone(raw: str, field_name: str = "phone") -> str:
     """E.164 (`+8613812345678`): the country code is required, since tenants sell abroad."""
     if len(raw) > MAX_PHONE_LENGTH:

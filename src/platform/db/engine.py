@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -26,3 +29,10 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         # Named so operators can tell our connections apart in pg_stat_activity.
         connect_args={"server_settings": {"application_name": "brandloop"}},
     )
+
+
+async def refresh_statistics(engine: AsyncEngine, tables: Sequence[str]) -> None:
+    """ANALYZE, as the owner, after a bulk load: plans made while a table was nearly empty
+    (foreign-key checks included) turn into scans that slow every later row."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"ANALYZE {', '.join(tables)}"))

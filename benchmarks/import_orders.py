@@ -1,0 +1,150 @@
+"""Benchmark: `brandloop import orders` end to end, in order lines per second.
+
+    .venv/bin/python benchmarks/import_orders.py [--orders 100000]
+
+Generates a realistic CSV (several channels and currencies, 1-5 lines an order, buyers who come
+back on other channels with shared phones and emails), imports it into a scratch database on
+BRANDLOOP_DATABASE_URL's server (or the embedded PostgreSQL), then imports it again (everything
+unchanged). Prints the machine, the dataset and the rates. Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import platform
+import random
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from brandloop.db import embedded, migrate
+from brandloop.db.engine import create_engine
+from brandloop.db.session import platform_transaction
+from brandloop.orders.importer import CSV_COLUMNS, import_orders
+from brandloop.tenancy import service as tenancy
+
+CHANNELS = [("shopee", "SGD"), ("tiktok", "CNY"), ("amazon", "USD"), ("wechat", "CNY"), ("offline", "CNY")]
+PRODUCTS = [(f"SKU-{n:04d}", f"Product {n}", ["tea", "cups", "gifts", "snacks"][n % 4]) for n in range(400)]
+
+
+def generate(path: Path, orders: int, seed: int = 7) -> int:
+    rng = random.Random(seed)
+    people = max(orders // 3, 1)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    lines = 0
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for n in range(orders):
+            person = rng.randrange(people)
+            channel, currency = rng.choice(CHANNELS)
+            placed = start + timedelta(minutes=rng.randrange(600_000))
+            items = [rng.choice(PRODUCTS) for _ in range(rng.randint(1, 5))]
+            quantities = [rng.randint(1, 3) for _ in items]
+            prices = [rng.randrange(500, 30_000) for _ in items]
+            subtotal = sum(q * p for q, p in zip(quantities, prices, strict=True))
+            buyer = [
+                f"Buyer {person}",
+                f"buyer{person}@mail.example.cn" if rng.random() < 0.6 else "",
+                f"+86139{person:08d}" if rng.random() < 0.7 else "",
+                f"{channel}-{person}",
+                f"union-{person}" if channel == "wechat" else "",
+                "",
+            ]
+            for i, (sku, name, category) in enumerate(items):
+                head = (
+                    [
+                        channel,
+                        f"{channel.upper()}-{n}",
+                        "completed",
+                        currency,
+                        subtotal,
+                        placed.isoformat(),
+                        "",
+                        subtotal,
+                        0,
+                        0,
+                        0,
+                        0,
+                        *buyer,
+                    ]
+                    if i == 0
+                    else [channel, f"{channel.upper()}-{n}", *[""] * 16]
+                )
+                writer.writerow([*head, sku, name, category, quantities[i], prices[i]])
+                lines += 1
+    return lines
+
+
+async def run(orders: int, batch_size: int) -> None:
+    server = os.environ.get("BRANDLOOP_DATABASE_URL")
+    workdir = Path(tempfile.mkdtemp(prefix="brandloop-bench-"))
+    server = server or embedded.start(workdir)
+    name = f"brandloop_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False))
+    async with admin.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+            text(f'CREATE DATABASE "{name}"')
+        )
+    engine = create_engine(
+        make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+    )
+    try:
+        await migrate.upgrade(engine)
+        async with platform_transaction(engine) as session:
+            tenant = await tenancy.create_tenant(session, slug="bench", name="Bench")
+        path = workdir / "orders.csv"
+        lines = generate(path, orders)
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {_memory()}")
+        print(
+            f"dataset: {orders:,} orders, {lines:,} order lines, {path.stat().st_size / 1e6:.1f} MB CSV, batch {batch_size}"
+        )
+        for label in ("first import", "re-import (all unchanged)"):
+            started = time.perf_counter()
+            summary = await import_orders(engine, tenant.id, path, batch_size=batch_size)
+            elapsed = time.perf_counter() - started
+            print(
+                f"{label}: {elapsed:.1f} s, {lines / elapsed:,.0f} order lines/s "
+                f"(created {summary.created:,}, updated {summary.updated:,}, unchanged {summary.unchanged:,}, "
+                f"rejected {len(summary.rejected)})"
+            )
+        async with engine.connect() as conn:
+            customers = await conn.scalar(text("SELECT count(*) FROM customers"))
+        print(f"profiles resolved: {customers:,}")
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+                text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            )
+        await admin.dispose()
+
+
+def _memory() -> str:
+    try:
+        kb = int(
+            next(
+                line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+            ).split()[1]
+        )
+        return f"{kb / 2**20:.0f} GiB"
+    except (OSError, StopIteration):
+        return "memory unknown"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    arguments = parser.parse_args()
+    asyncio.run(run(arguments.orders, arguments.batch_size))
