@@ -108,6 +108,10 @@ async def test_priority_decides_when_identities_point_to_two_profiles(
     assert by_union != by_email
     both = await deliver(gql, tenant, "tiktok", "TT-1", {"wechatUnionid": "union-P", "email": "p@example.cn"})
     assert both == by_union
+    # The record showed they are one person: the email's profile was merged in, by rule.
+    (profile,) = await profiles(gql, tenant)
+    assert identities(profile) == {("WECHAT_UNIONID", "union-P"), ("EMAIL", "p@example.cn")}
+    assert profile["orders"]["totalCount"] == 3
 
 
 async def test_placeholder_values_never_join_people(gql: GraphQLClient, tenant: Tenant) -> None:

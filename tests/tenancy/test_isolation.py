@@ -107,6 +107,7 @@ async def test_another_tenants_api_keys_are_invisible_and_irrevocable(
 TENANT_TABLES = [
     "api_keys",
     "customer_identities",
+    "customer_merges",
     "customer_tags",
     "customers",
     "exchange_rates",

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from brandloop.auth.permissions import Permission
-from brandloop.customers import resolution, service
+from brandloop.customers import merges, resolution, service
 from brandloop.customers.identities import IdentityKind, normalise
 from brandloop.customers.models import Customer as CustomerRow
 from brandloop.customers.models import CustomerIdentity as CustomerIdentityRow
+from brandloop.customers.models import CustomerMerge as CustomerMergeRow
 from brandloop.customers.models import Tag as TagRow
 from brandloop.customers.service import CustomerFilter, LifecycleStage, TagKind
 from brandloop.errors import InvalidInput, Problem
@@ -29,6 +30,7 @@ from brandloop.graphql.relay import (
 )
 
 MAX_BLOCKED = 1000
+MAX_HISTORY = 50
 
 if TYPE_CHECKING:
     from brandloop.orders.graphql import OrderType
@@ -67,6 +69,41 @@ class CustomerIdentityType:
         return cls(kind=IdentityKind(row.kind), value=row.value, source=row.source, created_at=row.created_at)
 
 
+@strawberry.type
+class MovedCount:
+    what: str = strawberry.field(description="identities, tags, orders, ...")
+    count: int
+
+
+@strawberry.type(
+    name="CustomerMerge", description="One profile merged into another, and whether it was undone."
+)
+class CustomerMergeType:
+    id: strawberry.ID
+    survivor_id: strawberry.ID
+    merged_id: strawberry.ID
+    rule: str = strawberry.field(description="`manual`, or the identity that joined them: `identity:email`.")
+    actor: str
+    created_at: datetime
+    undone_at: datetime | None
+    undone_by: str | None
+    moved: list[MovedCount] = strawberry.field(description="How many of each kind of thing moved.")
+
+    @classmethod
+    def of(cls, row: CustomerMergeRow) -> CustomerMergeType:
+        return cls(
+            id=global_id("CustomerMerge", row.id),
+            survivor_id=global_id("Customer", row.survivor_id),
+            merged_id=global_id("Customer", row.merged_id),
+            rule=row.rule,
+            actor=row.actor,
+            created_at=row.created_at,
+            undone_at=row.undone_at,
+            undone_by=row.undone_by,
+            moved=[MovedCount(what=name, count=len(ids)) for name, ids in sorted(row.moved.items())],
+        )
+
+
 @strawberry.type(name="Customer", description="One real person, merged across channels.")
 class CustomerType(Node):
     pk: strawberry.Private[uuid.UUID]
@@ -76,12 +113,14 @@ class CustomerType(Node):
     lifecycle_stage: LifecycleStageEnum  # type: ignore[valid-type]
     created_at: datetime
     updated_at: datetime
+    merged_into_pk: strawberry.Private[uuid.UUID | None]
 
     @classmethod
     def of(cls, row: CustomerRow) -> CustomerType:
         return cls(
             id=global_id("Customer", row.id),
             pk=row.id,
+            merged_into_pk=row.merged_into_id,
             display_name=row.display_name,
             email=row.email,
             phone=row.phone,
@@ -89,6 +128,15 @@ class CustomerType(Node):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+    @strawberry.field(description="While this profile is merged: the profile it was merged into.")
+    async def merged_into(self, info: Info) -> CustomerType | None:
+        return await load_customer(info, self.merged_into_pk) if self.merged_into_pk else None
+
+    @strawberry.field(description=f"Merges this profile took part in, newest first (the last {MAX_HISTORY}).")
+    async def merge_history(self, info: Info) -> list[CustomerMergeType]:
+        rows = await info.context.run(merges.merges_of, self.pk, limit=MAX_HISTORY)
+        return [CustomerMergeType.of(r) for r in rows]
 
     @strawberry.field(description="The customer's orders from every channel, oldest first.")
     async def orders(
@@ -281,8 +329,66 @@ def _pks(ids: list[strawberry.ID], field: str) -> list[uuid.UUID]:
         raise InvalidInput(Problem(field, "INVALID_ID", str(error))) from error
 
 
+@strawberry.input(description="Profiles of one person: everything of the merged ones moves to the survivor.")
+class MergeCustomersInput:
+    survivor_id: strawberry.ID
+    merged_ids: list[strawberry.ID]
+
+
+@strawberry.type
+class MergeCustomersPayload:
+    customer: CustomerType | None = strawberry.field(description="The survivor.")
+    merges: list[CustomerMergeType]
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class UnmergeCustomerInput:
+    id: strawberry.ID = strawberry.field(description="The merged profile to restore.")
+
+
+@strawberry.type
+class UnmergeCustomerPayload:
+    customer: CustomerType | None = strawberry.field(description="The restored profile.")
+    survivor: CustomerType | None
+    user_errors: list[UserError]
+
+
 @strawberry.type
 class CustomerMutations:
+    @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
+    async def merge_customers(self, info: Info, input: MergeCustomersInput) -> MergeCustomersPayload:
+        ctx = info.context
+        try:
+            (survivor,) = _pks([input.survivor_id], "survivorId")
+            records = await ctx.mutate(
+                merges.merge_customers,
+                survivor,
+                _pks(input.merged_ids, "mergedIds"),
+                actor=ctx.principal.subject,
+            )
+        except InvalidInput as error:
+            return MergeCustomersPayload(customer=None, merges=[], user_errors=user_errors(error))
+        return MergeCustomersPayload(
+            customer=await load_customer(info, survivor),
+            merges=[CustomerMergeType.of(r) for r in records],
+            user_errors=[],
+        )
+
+    @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
+    async def unmerge_customer(self, info: Info, input: UnmergeCustomerInput) -> UnmergeCustomerPayload:
+        ctx = info.context
+        try:
+            (pk,) = _pks([input.id], "id")
+            record = await ctx.mutate(merges.unmerge_customer, pk, actor=ctx.principal.subject)
+        except InvalidInput as error:
+            return UnmergeCustomerPayload(customer=None, survivor=None, user_errors=user_errors(error))
+        return UnmergeCustomerPayload(
+            customer=await load_customer(info, pk),
+            survivor=await load_customer(info, record.survivor_id),
+            user_errors=[],
+        )
+
     @strawberry.mutation(extensions=[Needs(Permission.SETTINGS_MANAGE)])
     async def block_identity_value(self, info: Info, input: IdentityValueInput) -> IdentityValuePayload:
         try:

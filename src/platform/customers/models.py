@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import DateTime, ForeignKeyConstraint, String, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.db.base import Base, created_at_column, uuid7
@@ -20,6 +21,8 @@ class Customer(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(20))
     lifecycle_stage: Mapped[str] = mapped_column(String(16), default="prospect")
+    merged_into_id: Mapped[uuid.UUID | None]
+    """Set while this profile is merged into another (the survivor)."""
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -81,3 +84,20 @@ class BlockedIdentity(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(254), primary_key=True)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class CustomerMerge(Base):
+    """One profile merged into another: by which rule, by whom, and what moved (to undo it)."""
+
+    __tablename__ = "customer_merges"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    survivor_id: Mapped[uuid.UUID]
+    merged_id: Mapped[uuid.UUID]
+    rule: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200))
+    moved: Mapped[dict[str, list[str]]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = created_at_column()
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    undone_by: Mapped[str | None] = mapped_column(String(200))

@@ -16,7 +16,9 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from brandloop.customers import merges
 from brandloop.customers.identities import LIMITS, PRIORITY, Identity, IdentityKind, is_placeholder
+from brandloop.customers.merges import Held, conflicts, within_limits
 from brandloop.customers.models import BlockedIdentity, CustomerIdentity
 from brandloop.customers.service import MAX_NAME_LENGTH
 from brandloop.db.base import uuid7
@@ -58,7 +60,7 @@ _NEW_IDENTITIES = text(
     """
 )
 
-Held = dict[IdentityKind, set[str]]
+AUTO_MERGE_ACTOR = "system:identity-resolution"
 
 
 def _compatible(held: Held, incoming: Sequence[Identity]) -> bool:
@@ -94,6 +96,8 @@ async def resolve_buyers(session: AsyncSession, buyers: Sequence[Buyer | None]) 
 
     new_customers: dict[uuid.UUID, dict[str, str | None]] = {}
     new_identities: list[tuple[uuid.UUID, uuid.UUID, Identity, str]] = []
+    auto_merges: list[tuple[uuid.UUID, uuid.UUID, str]] = []  # survivor, merged, rule
+    absorbed: dict[uuid.UUID, uuid.UUID] = {}
     resolved: list[uuid.UUID | None] = []
     for buyer, identities in zip(buyers, usable, strict=True):
         if buyer is None or not identities:
@@ -102,6 +106,21 @@ async def resolve_buyers(session: AsyncSession, buyers: Sequence[Buyer | None]) 
         by_priority = sorted(identities, key=lambda i: PRIORITY.index(i.kind))
         candidates = list(dict.fromkeys(owner[i] for i in by_priority if i in owner))
         chosen = next((c for c in candidates if _compatible(held[c], identities)), None)
+        if chosen is not None:
+            # The buyer links other profiles to the chosen one: one person, unless a guard says no.
+            for other in candidates:
+                if other == chosen or other in absorbed or not _compatible(held[other], identities):
+                    continue
+                if conflicts(held[chosen], held[other]) or not within_limits(held[chosen], held[other]):
+                    continue
+                link = next(i.kind for i in by_priority if owner.get(i) == other)
+                auto_merges.append((chosen, other, f"identity:{link.value}"))
+                absorbed[other] = chosen
+                for kind, values in held.pop(other).items():
+                    held[chosen][kind] |= values
+                for identity, holder in owner.items():
+                    if holder == other:
+                        owner[identity] = chosen
         if chosen is None:
             chosen = uuid7()
             name = (
@@ -143,7 +162,15 @@ async def resolve_buyers(session: AsyncSession, buyers: Sequence[Buyer | None]) 
                 "sources": [n[3] for n in new_identities],
             },
         )
-    return resolved
+    for survivor, merged, rule in auto_merges:
+        await merges.merge_customers(session, survivor, [merged], actor=AUTO_MERGE_ACTOR, rule=rule)
+    return [_survivor(r, absorbed) if r is not None else None for r in resolved]
+
+
+def _survivor(customer_id: uuid.UUID, absorbed: dict[uuid.UUID, uuid.UUID]) -> uuid.UUID:
+    while customer_id in absorbed:
+        customer_id = absorbed[customer_id]
+    return customer_id
 
 
 async def identities_of(

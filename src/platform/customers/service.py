@@ -176,7 +176,13 @@ async def update_customer(
 async def delete_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
     deleted = await session.scalar(delete(Customer).where(Customer.id == customer_id).returning(Customer.id))
     if deleted is None:
-        raise InvalidInput(Problem("id", "NOT_FOUND", "No customer has this id."))
+        raise InvalidInput(
+            Problem(
+                "id",
+                "NOT_FOUND",
+                "No active customer has this id (merged profiles change through their survivor).",
+            )
+        )
 
 
 async def add_tags(
@@ -224,6 +230,8 @@ async def remove_tags(
 
 
 def _filtered(query: Select[Any], flt: CustomerFilter) -> Select[Any]:
+    """Active profiles (not merged into another) matching the filter."""
+    query = query.where(Customer.merged_into_id.is_(None))
     if flt.search:
         if len(flt.search) > MAX_SEARCH_LENGTH:
             raise InvalidInput(
@@ -259,7 +267,7 @@ def _filtered(query: Select[Any], flt: CustomerFilter) -> Select[Any]:
 async def list_customers(
     session: AsyncSession, flt: CustomerFilter, *, first: int, after: uuid.UUID | None = None
 ) -> list[Customer]:
-    """Up to `first` customers after the cursor, oldest first (ids are time-ordered)."""
+    """Up to `first` active customers after the cursor, oldest first (ids are time-ordered)."""
     query = keyset_page(_filtered(select(Customer), flt), Customer, first, after)
     return list((await session.scalars(query)).all())
 
@@ -301,12 +309,19 @@ async def count_tags(session: AsyncSession) -> int:
 async def _get_for_update(session: AsyncSession, customer_id: uuid.UUID) -> Customer:
     customer = await session.scalar(select(Customer).where(Customer.id == customer_id).with_for_update())
     if customer is None:
-        raise InvalidInput(Problem("id", "NOT_FOUND", "No customer has this id."))
+        raise InvalidInput(
+            Problem(
+                "id",
+                "NOT_FOUND",
+                "No active customer has this id (merged profiles change through their survivor).",
+            )
+        )
     return customer
 
 
 async def _require_customers(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Customer]:
-    found = await get_customers(session, ids)
+    """The active customers with these ids; InvalidInput unless every id names one."""
+    found = {c.id: c for c in (await get_customers(session, ids)).values() if c.merged_into_id is None}
     missing = [i for i in ids if i not in found]
     if missing:
         raise InvalidInput(

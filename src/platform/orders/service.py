@@ -19,11 +19,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, NamedTuple
 
 from babel.numbers import get_currency_precision
-from sqlalchemy import Select, and_, func, select, text
+from sqlalchemy import Select, and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from brandloop.customers import merges
 from brandloop.customers.identities import CHANNEL_BUYER_KIND, Identity, IdentityKind, normalise
 from brandloop.customers.resolution import Buyer, resolve_buyers
 from brandloop.db.base import keyset_page, uuid7
@@ -567,3 +568,30 @@ async def list_rates(session: AsyncSession, currency: str, *, since: date, until
         .order_by(ExchangeRate.day)
     )
     return list(rows)
+
+
+# -- merges ------------------------------------------------------------------------------------
+
+
+class _OrdersFollowTheirCustomer:
+    """Orders move with a merge of their customer, and back with an unmerge."""
+
+    name = "orders"
+
+    async def move(self, session: AsyncSession, from_id: uuid.UUID, to_id: uuid.UUID) -> list[str]:
+        moved = await session.scalars(
+            update(Order).where(Order.customer_id == from_id).values(customer_id=to_id).returning(Order.id)
+        )
+        return [str(i) for i in moved]
+
+    async def restore(
+        self, session: AsyncSession, ids: Sequence[str], from_id: uuid.UUID, to_id: uuid.UUID
+    ) -> None:
+        await session.execute(
+            update(Order)
+            .where(Order.customer_id == from_id, Order.id.in_([uuid.UUID(i) for i in ids]))
+            .values(customer_id=to_id)
+        )
+
+
+merges.register(_OrdersFollowTheirCustomer())
