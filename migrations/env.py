@@ -5,8 +5,10 @@ from __future__ import annotations
 from alembic import context
 
 # Every domain's tables, so that autogenerate compares the whole schema.
+import brandloop.audit.models
 import brandloop.auth.models
 import brandloop.customers.models
+import brandloop.orders.models
 import brandloop.tenancy.models  # noqa: F401
 from brandloop.db.base import Base
 

@@ -35,7 +35,9 @@ async def make_tenant(engine: AsyncEngine, slug: str | None = None) -> Tenant:
     keys = {}
     async with tenant_transaction(engine, tenant.id) as session:
         for role in Role:
-            keys[role] = (await auth.create_api_key(session, name=f"test {role}", role=role)).secret
+            keys[role] = (
+                await auth.create_api_key(session, name=f"test {role}", role=role, actor="test")
+            ).secret
     return Tenant(tenant.id, slug, keys)
 
 

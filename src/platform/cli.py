@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import getpass
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,7 @@ app.add_typer(import_app, name="import")
 # Piped output (grep, scripts) must not wrap table rows: be wide when not on a terminal.
 console = Console(width=None if sys.stdout.isatty() else 200)
 MAX_REJECTS_SHOWN = 20
+CLI_ACTOR = f"cli:{getpass.getuser()}"
 T = TypeVar("T")
 
 
@@ -171,7 +173,9 @@ def apikey_create(
     async def work(engine: AsyncEngine) -> auth.IssuedKey:
         found = await _tenant(engine, tenant)
         async with tenant_transaction(engine, found.id) as session:
-            return await auth.create_api_key(session, name=name, role=role, expires_at=expires_at)
+            return await auth.create_api_key(
+                session, name=name, role=role, expires_at=expires_at, actor=CLI_ACTOR
+            )
 
     issued = _with_engine(work)
     console.print(f"Key {issued.api_key.prefix} ({role.value}) created; it will not be shown again:")
@@ -212,7 +216,7 @@ def apikey_revoke(
     async def work(engine: AsyncEngine) -> None:
         found = await _tenant(engine, tenant)
         async with tenant_transaction(engine, found.id) as session:
-            await auth.revoke_api_key_by_prefix(session, prefix)
+            await auth.revoke_api_key_by_prefix(session, prefix, actor=CLI_ACTOR)
 
     _with_engine(work)
     console.print(f"Key {prefix} revoked.")

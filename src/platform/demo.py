@@ -47,7 +47,9 @@ async def create_demo(engine: AsyncEngine) -> str:
                 )
                 if tags:
                     await customers.add_tags(session, [customer.id], tags)
-        issued = await auth.create_api_key(session, name="make serve (demo)", role=Role.OWNER)
+        issued = await auth.create_api_key(
+            session, name="make serve (demo)", role=Role.OWNER, actor="system:demo"
+        )
     return issued.secret
 
 

@@ -106,10 +106,13 @@ async def test_another_tenants_api_keys_are_invisible_and_irrevocable(
 
 TENANT_TABLES = [
     "api_keys",
+    "audit_log",
+    "consents",
     "customer_identities",
     "customer_merges",
     "customer_tags",
     "customers",
+    "erased_identities",
     "exchange_rates",
     "identity_blocklist",
     "order_lines",

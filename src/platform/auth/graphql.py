@@ -109,7 +109,11 @@ class ApiKeyMutations:
             return CreateApiKeyPayload(api_key=None, secret=None, user_errors=user_errors(error))
         try:
             issued = await ctx.mutate(
-                service.create_api_key, name=input.name, role=role, expires_at=input.expires_at
+                service.create_api_key,
+                name=input.name,
+                role=role,
+                expires_at=input.expires_at,
+                actor=ctx.principal.subject,
             )
         except InvalidInput as error:
             return CreateApiKeyPayload(api_key=None, secret=None, user_errors=user_errors(error))
@@ -124,7 +128,7 @@ class ApiKeyMutations:
                 pk = pk_of(input.id, "ApiKey")
             except BadInput as error:
                 raise InvalidInput(Problem("id", "INVALID_ID", str(error))) from error
-            row = await info.context.mutate(service.revoke_api_key, pk)
+            row = await info.context.mutate(service.revoke_api_key, pk, actor=info.context.principal.subject)
         except InvalidInput as error:
             return ApiKeyPayload(api_key=None, user_errors=user_errors(error))
         return ApiKeyPayload(api_key=ApiKeyType.of(row), user_errors=[])

@@ -21,8 +21,11 @@ class Permission(enum.StrEnum):
     CUSTOMERS_WRITE = "customers:write"
     ORDERS_READ = "orders:read"
     ORDERS_WRITE = "orders:write"
+    CUSTOMERS_PRIVACY = "customers:privacy"
+    """Export and erase a person's data."""
     API_KEYS_MANAGE = "api_keys:manage"
     SETTINGS_MANAGE = "settings:manage"
+    AUDIT_READ = "audit:read"
 
 
 _READ = {Permission.TENANT_READ, Permission.CUSTOMERS_READ, Permission.ORDERS_READ}
@@ -32,7 +35,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset(_READ),
     Role.ANALYST: frozenset(_READ),
     Role.MARKETER: frozenset(_WRITE),
-    Role.ADMIN: frozenset(_WRITE | {Permission.API_KEYS_MANAGE, Permission.SETTINGS_MANAGE}),
+    Role.ADMIN: frozenset(
+        _WRITE
+        | {
+            Permission.CUSTOMERS_PRIVACY,
+            Permission.API_KEYS_MANAGE,
+            Permission.SETTINGS_MANAGE,
+            Permission.AUDIT_READ,
+        }
+    ),
     Role.OWNER: frozenset(Permission),
 }
 

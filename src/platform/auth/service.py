@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from brandloop.audit import service as audit
 from brandloop.auth.jwt import JwtVerifier
 from brandloop.auth.models import ApiKey
 from brandloop.auth.permissions import Principal, Role
@@ -42,7 +43,7 @@ def looks_like_api_key(credential: str) -> bool:
 
 
 async def create_api_key(
-    session: AsyncSession, *, name: str, role: Role, expires_at: datetime | None = None
+    session: AsyncSession, *, name: str, role: Role, actor: str, expires_at: datetime | None = None
 ) -> IssuedKey:
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
@@ -68,6 +69,19 @@ async def create_api_key(
     session.add(key)
     await session.flush()
     await session.refresh(key)
+    await audit.record(
+        session,
+        actor=actor,
+        action="api_key.create",
+        target_type="ApiKey",
+        target_id=key.id,
+        after={
+            "name": name,
+            "role": role.value,
+            "prefix": prefix,
+            "expiresAt": expires_at.isoformat() if expires_at else None,
+        },
+    )
     return IssuedKey(key, secret)
 
 
@@ -83,19 +97,27 @@ async def get_api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None
     return await session.get(ApiKey, (current_tenant(session), key_id))
 
 
-async def revoke_api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
-    return await _revoke(await get_api_key(session, key_id))
+async def revoke_api_key(session: AsyncSession, key_id: uuid.UUID, *, actor: str) -> ApiKey:
+    return await _revoke(session, await get_api_key(session, key_id), actor)
 
 
-async def revoke_api_key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey:
-    return await _revoke(await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)))
+async def revoke_api_key_by_prefix(session: AsyncSession, prefix: str, *, actor: str) -> ApiKey:
+    return await _revoke(session, await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)), actor)
 
 
-async def _revoke(key: ApiKey | None) -> ApiKey:
+async def _revoke(session: AsyncSession, key: ApiKey | None, actor: str) -> ApiKey:
     if key is None:
         raise InvalidInput(Problem("id", "NOT_FOUND", "No API key of this tenant matches."))
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
+        await audit.record(
+            session,
+            actor=actor,
+            action="api_key.revoke",
+            target_type="ApiKey",
+            target_id=key.id,
+            after={"prefix": key.prefix},
+        )
     return key
 
 

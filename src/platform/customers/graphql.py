@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from brandloop.auth.permissions import Permission
-from brandloop.customers import merges, resolution, service
+from brandloop.customers import merges, privacy, resolution, service
 from brandloop.customers.identities import IdentityKind, normalise
+from brandloop.customers.models import Consent as ConsentRow
 from brandloop.customers.models import Customer as CustomerRow
 from brandloop.customers.models import CustomerIdentity as CustomerIdentityRow
 from brandloop.customers.models import CustomerMerge as CustomerMergeRow
 from brandloop.customers.models import Tag as TagRow
+from brandloop.customers.privacy import Purpose
 from brandloop.customers.service import CustomerFilter, LifecycleStage, TagKind
 from brandloop.errors import InvalidInput, Problem
 from brandloop.graphql.context import Info
@@ -104,6 +106,42 @@ class CustomerMergeType:
         )
 
 
+ConsentPurposeEnum = strawberry.enum(Purpose, name="ConsentPurpose")
+
+
+@strawberry.type(name="Consent", description="A grant or withdrawal of consent, as recorded.")
+class ConsentType:
+    channel: str
+    purpose: ConsentPurposeEnum  # type: ignore[valid-type]
+    granted: bool
+    source: str = strawberry.field(description="Where it was given, e.g. `wechat_member_card`.")
+    evidence: str | None = strawberry.field(description="What proves it; stored as given, render it escaped.")
+    actor: str
+    recorded_at: datetime
+
+    @classmethod
+    def of(cls, row: ConsentRow) -> ConsentType:
+        return cls(
+            channel=row.channel,
+            purpose=Purpose(row.purpose),
+            granted=row.granted,
+            source=row.source,
+            evidence=row.evidence,
+            actor=row.actor,
+            recorded_at=row.recorded_at,
+        )
+
+
+async def _consent_history(info: Info, customer_id: uuid.UUID) -> list[ConsentRow]:
+    ctx = info.context
+
+    async def load(ids: list[uuid.UUID]) -> list[list[ConsentRow]]:
+        found = await ctx.run(privacy.consent_history, ids)
+        return [found.get(i, []) for i in ids]
+
+    return await ctx.loader("customer.consents", load).load(customer_id)
+
+
 @strawberry.type(name="Customer", description="One real person, merged across channels.")
 class CustomerType(Node):
     pk: strawberry.Private[uuid.UUID]
@@ -114,6 +152,7 @@ class CustomerType(Node):
     created_at: datetime
     updated_at: datetime
     merged_into_pk: strawberry.Private[uuid.UUID | None]
+    erased_at: datetime | None = strawberry.field(description="When the person's data was erased.")
 
     @classmethod
     def of(cls, row: CustomerRow) -> CustomerType:
@@ -121,6 +160,7 @@ class CustomerType(Node):
             id=global_id("Customer", row.id),
             pk=row.id,
             merged_into_pk=row.merged_into_id,
+            erased_at=row.erased_at,
             display_name=row.display_name,
             email=row.email,
             phone=row.phone,
@@ -128,6 +168,14 @@ class CustomerType(Node):
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+    @strawberry.field(description="The consents in force: the latest record per channel and purpose.")
+    async def consents(self, info: Info) -> list[ConsentType]:
+        return [ConsentType.of(c) for c in privacy.in_force(await _consent_history(info, self.pk))]
+
+    @strawberry.field(description="Every grant and withdrawal, newest first.")
+    async def consent_history(self, info: Info) -> list[ConsentType]:
+        return [ConsentType.of(c) for c in await _consent_history(info, self.pk)]
 
     @strawberry.field(description="While this profile is merged: the profile it was merged into.")
     async def merged_into(self, info: Info) -> CustomerType | None:
@@ -354,8 +402,90 @@ class UnmergeCustomerPayload:
     user_errors: list[UserError]
 
 
+@strawberry.input
+class RecordConsentInput:
+    customer_id: strawberry.ID
+    channel: str
+    purpose: ConsentPurposeEnum  # type: ignore[valid-type]
+    granted: bool = strawberry.field(description="False records a withdrawal.")
+    source: str
+    evidence: str | None = None
+
+
+@strawberry.type
+class RecordConsentPayload:
+    consent: ConsentType | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class CustomerPrivacyInput:
+    customer_id: strawberry.ID
+
+
+@strawberry.type
+class ExportCustomerDataPayload:
+    data: strawberry.scalars.JSON | None = strawberry.field(
+        description="Everything held about the person: profiles (merged ones too), identities, tags, consents, orders."
+    )
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class EraseCustomerPayload:
+    customer: CustomerType | None = strawberry.field(description="The profile, now anonymous.")
+    user_errors: list[UserError]
+
+
 @strawberry.type
 class CustomerMutations:
+    @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
+    async def record_consent(self, info: Info, input: RecordConsentInput) -> RecordConsentPayload:
+        ctx = info.context
+        try:
+            (pk,) = _pks([input.customer_id], "customerId")
+            row = await ctx.mutate(
+                privacy.record_consent,
+                pk,
+                channel=input.channel,
+                purpose=Purpose(input.purpose),
+                granted=input.granted,
+                source=input.source,
+                evidence=input.evidence,
+                actor=ctx.principal.subject,
+            )
+        except InvalidInput as error:
+            return RecordConsentPayload(consent=None, user_errors=user_errors(error))
+        return RecordConsentPayload(consent=ConsentType.of(row), user_errors=[])
+
+    @strawberry.mutation(
+        description="Everything held about a person, as JSON (an audited action).",
+        extensions=[Needs(Permission.CUSTOMERS_PRIVACY)],
+    )
+    async def export_customer_data(
+        self, info: Info, input: CustomerPrivacyInput
+    ) -> ExportCustomerDataPayload:
+        ctx = info.context
+        try:
+            (pk,) = _pks([input.customer_id], "customerId")
+            data = await ctx.mutate(privacy.export_customer, pk, actor=ctx.principal.subject)
+        except InvalidInput as error:
+            return ExportCustomerDataPayload(data=None, user_errors=user_errors(error))
+        return ExportCustomerDataPayload(data=data, user_errors=[])
+
+    @strawberry.mutation(
+        description="Erase a person's data, keeping anonymous order facts for the totals. Cannot be undone.",
+        extensions=[Needs(Permission.CUSTOMERS_PRIVACY)],
+    )
+    async def erase_customer(self, info: Info, input: CustomerPrivacyInput) -> EraseCustomerPayload:
+        ctx = info.context
+        try:
+            (pk,) = _pks([input.customer_id], "customerId")
+            row = await ctx.mutate(privacy.erase_customer, pk, actor=ctx.principal.subject)
+        except InvalidInput as error:
+            return EraseCustomerPayload(customer=None, user_errors=user_errors(error))
+        return EraseCustomerPayload(customer=CustomerType.of(row), user_errors=[])
+
     @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
     async def merge_customers(self, info: Info, input: MergeCustomersInput) -> MergeCustomersPayload:
         ctx = info.context
@@ -393,7 +523,7 @@ class CustomerMutations:
     async def block_identity_value(self, info: Info, input: IdentityValueInput) -> IdentityValuePayload:
         try:
             identity = normalise(IdentityKind(input.kind), input.value, "value")
-            await info.context.mutate(resolution.block_value, identity)
+            await info.context.mutate(resolution.block_value, identity, actor=info.context.principal.subject)
         except InvalidInput as error:
             return IdentityValuePayload(kind=None, value=None, user_errors=user_errors(error))
         return IdentityValuePayload(kind=identity.kind, value=identity.value, user_errors=[])
@@ -402,7 +532,9 @@ class CustomerMutations:
     async def unblock_identity_value(self, info: Info, input: IdentityValueInput) -> IdentityValuePayload:
         try:
             identity = normalise(IdentityKind(input.kind), input.value, "value")
-            if not await info.context.mutate(resolution.unblock_value, identity):
+            if not await info.context.mutate(
+                resolution.unblock_value, identity, actor=info.context.principal.subject
+            ):
                 raise InvalidInput(Problem("value", "NOT_FOUND", "This value is not on the blocklist."))
         except InvalidInput as error:
             return IdentityValuePayload(kind=None, value=None, user_errors=user_errors(error))

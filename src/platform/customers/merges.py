@@ -1,7 +1,7 @@
 """Merging profiles, and undoing it exactly.
 
 A merge moves everything of the merged profile to the survivor in one transaction: identities,
-tags, and what other domains keep per customer (orders now, loyalty later). Those domains take
+tags, consents, and what other domains keep per customer (orders now, loyalty later). Those domains take
 part by registering a MergeParticipant when their service module is imported, so this module
 needs none of them. The merged profile stays, pointing at its survivor, and the merge record
 lists every id that moved: an unmerge moves exactly those back.
@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from brandloop.audit import service as audit
 from brandloop.customers.identities import LIMITS, IdentityKind
 from brandloop.customers.models import Customer, CustomerIdentity, CustomerMerge
 from brandloop.db.session import current_tenant
@@ -65,6 +66,10 @@ _COPY_TAGS = text(
     """
 )
 _REMOVE_TAGS = text("DELETE FROM customer_tags WHERE customer_id = :customer AND tag_id = ANY(:ids)")
+_MOVE_CONSENTS = text("UPDATE consents SET customer_id = :to_id WHERE customer_id = :from_id RETURNING id")
+_RESTORE_CONSENTS = text(
+    "UPDATE consents SET customer_id = :to_id WHERE customer_id = :from_id AND id = ANY(:ids)"
+)
 
 Held = dict[IdentityKind, set[str]]
 
@@ -155,6 +160,18 @@ async def merge_customers(
         )
         session.add(record)
         records.append(record)
+        await audit.record(
+            session,
+            actor=actor,
+            action="customer.merge",
+            target_type="Customer",
+            target_id=merged_id,
+            after={
+                "survivor": str(survivor_id),
+                "rule": rule,
+                "moved": {k: len(v) for k, v in moved.items()},
+            },
+        )
     await session.flush()
     return records
 
@@ -164,6 +181,7 @@ async def _move(session: AsyncSession, from_id: uuid.UUID, to_id: uuid.UUID) -> 
     moved = {
         "identities": [str(i) for i in (await session.scalars(_MOVE_IDENTITIES, params))],
         "tags": [str(t) for t in (await session.scalars(_COPY_TAGS, params))],
+        "consents": [str(c) for c in (await session.scalars(_MOVE_CONSENTS, params))],
     }
     for name, participant in _participants.items():
         moved[name] = await participant.move(session, from_id, to_id)
@@ -191,6 +209,10 @@ async def unmerge_customer(session: AsyncSession, merged_id: uuid.UUID, *, actor
         )
     }
     survivor = people[merge.survivor_id]
+    if survivor.erased_at is not None:
+        raise InvalidInput(
+            Problem("id", "ERASED", "The person's data was erased; there is nothing to restore.")
+        )
     if survivor.merged_into_id is not None:
         raise InvalidInput(
             Problem("id", "UNMERGE_ORDER", "Its survivor was merged later: unmerge that profile first.")
@@ -207,6 +229,14 @@ async def unmerge_customer(session: AsyncSession, merged_id: uuid.UUID, *, actor
     await session.execute(
         _REMOVE_TAGS, {"customer": survivor.id, "ids": [uuid.UUID(t) for t in moved.get("tags", [])]}
     )
+    await session.execute(
+        _RESTORE_CONSENTS,
+        {
+            "from_id": survivor.id,
+            "to_id": merged_id,
+            "ids": [uuid.UUID(c) for c in moved.get("consents", [])],
+        },
+    )
     for name, participant in _participants.items():
         await participant.restore(session, moved.get(name, []), survivor.id, merged_id)
     people[merged_id].merged_into_id = None
@@ -219,6 +249,14 @@ async def unmerge_customer(session: AsyncSession, merged_id: uuid.UUID, *, actor
         raise InvalidInput(
             Problem("id", "UNMERGE_CONFLICT", "The survivor now uses this profile's email; change it first.")
         ) from error
+    await audit.record(
+        session,
+        actor=actor,
+        action="customer.unmerge",
+        target_type="Customer",
+        target_id=merged_id,
+        before={"survivor": str(survivor.id), "rule": merge.rule},
+    )
     return merge
 
 

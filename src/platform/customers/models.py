@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKeyConstraint, String, func
+from sqlalchemy import DateTime, ForeignKeyConstraint, LargeBinary, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +23,8 @@ class Customer(Base):
     lifecycle_stage: Mapped[str] = mapped_column(String(16), default="prospect")
     merged_into_id: Mapped[uuid.UUID | None]
     """Set while this profile is merged into another (the survivor)."""
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set when the person's data was erased; the profile stays, anonymous, for the totals."""
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -101,3 +103,35 @@ class CustomerMerge(Base):
     created_at: Mapped[datetime] = created_at_column()
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     undone_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Consent(Base):
+    """A grant or withdrawal of consent; the latest per channel and purpose is in force."""
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"
+        ),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    customer_id: Mapped[uuid.UUID]
+    channel: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(16))
+    granted: Mapped[bool]
+    source: Mapped[str] = mapped_column(String(64))
+    evidence: Mapped[str | None] = mapped_column(String(1000))
+    actor: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = created_at_column()
+
+
+class ErasedIdentity(Base):
+    """The digest of an erased person's identity: new data carrying it is not joined to anyone."""
+
+    __tablename__ = "erased_identities"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    erased_at: Mapped[datetime] = created_at_column()

@@ -16,10 +16,18 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from brandloop.audit import service as audit
 from brandloop.customers import merges
-from brandloop.customers.identities import LIMITS, PRIORITY, Identity, IdentityKind, is_placeholder
+from brandloop.customers.identities import (
+    LIMITS,
+    PRIORITY,
+    Identity,
+    IdentityKind,
+    identity_digest,
+    is_placeholder,
+)
 from brandloop.customers.merges import Held, conflicts, within_limits
-from brandloop.customers.models import BlockedIdentity, CustomerIdentity
+from brandloop.customers.models import BlockedIdentity, CustomerIdentity, ErasedIdentity
 from brandloop.customers.service import MAX_NAME_LENGTH
 from brandloop.db.base import uuid7
 from brandloop.db.session import current_tenant
@@ -82,6 +90,8 @@ async def resolve_buyers(session: AsyncSession, buyers: Sequence[Buyer | None]) 
         else []
         for b in buyers
     ]
+    erased = await _erased(session, {i for ids in usable for i in ids})
+    usable = [[i for i in ids if i not in erased] for ids in usable]
     wanted = list({i for ids in usable for i in ids})
     owner: dict[Identity, uuid.UUID] = {}
     held: dict[uuid.UUID, Held] = defaultdict(lambda: defaultdict(set))
@@ -167,6 +177,17 @@ async def resolve_buyers(session: AsyncSession, buyers: Sequence[Buyer | None]) 
     return [_survivor(r, absorbed) if r is not None else None for r in resolved]
 
 
+async def _erased(session: AsyncSession, identities: set[Identity]) -> set[Identity]:
+    """Those of the identities that belonged to a person whose data was erased."""
+    if not identities:
+        return set()
+    by_digest = {identity_digest(i.kind.value, i.value): i for i in identities}
+    found = await session.scalars(
+        select(ErasedIdentity.digest).where(ErasedIdentity.digest.in_(list(by_digest)))
+    )
+    return {by_digest[bytes(d)] for d in found}
+
+
 def _survivor(customer_id: uuid.UUID, absorbed: dict[uuid.UUID, uuid.UUID]) -> uuid.UUID:
     while customer_id in absorbed:
         customer_id = absorbed[customer_id]
@@ -187,7 +208,7 @@ async def identities_of(
     return found
 
 
-async def block_value(session: AsyncSession, identity: Identity) -> None:
+async def block_value(session: AsyncSession, identity: Identity, *, actor: str) -> None:
     """Never match on this value again. Profiles already holding it keep it; new buyers with it
     are not joined to them by it."""
     await session.execute(
@@ -195,15 +216,27 @@ async def block_value(session: AsyncSession, identity: Identity) -> None:
         .values(tenant_id=current_tenant(session), kind=identity.kind.value, value=identity.value)
         .on_conflict_do_nothing()
     )
+    await audit.record(
+        session, actor=actor, action="identity.block", target_type="BlockedIdentity", after=identity._asdict()
+    )
 
 
-async def unblock_value(session: AsyncSession, identity: Identity) -> bool:
+async def unblock_value(session: AsyncSession, identity: Identity, *, actor: str) -> bool:
     deleted = await session.execute(
         delete(BlockedIdentity)
         .where(BlockedIdentity.kind == identity.kind.value, BlockedIdentity.value == identity.value)
         .returning(BlockedIdentity.value)
     )
-    return deleted.first() is not None
+    if deleted.first() is None:
+        return False
+    await audit.record(
+        session,
+        actor=actor,
+        action="identity.unblock",
+        target_type="BlockedIdentity",
+        before=identity._asdict(),
+    )
+    return True
 
 
 async def blocked_values(session: AsyncSession, *, limit: int) -> list[BlockedIdentity]:

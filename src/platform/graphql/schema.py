@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from brandloop.audit.graphql import AuditQueries
 from brandloop.auth.graphql import ApiKeyMutations, ApiKeyQueries
 from brandloop.auth.permissions import Permission
 from brandloop.customers.graphql import BlocklistQueries, CustomerMutations, CustomerQueries, load_customer
@@ -56,7 +57,16 @@ class NodeQueries:
 
 
 Query = merge_types(
-    "Query", (TenancyQueries, NodeQueries, CustomerQueries, BlocklistQueries, OrderQueries, ApiKeyQueries)
+    "Query",
+    (
+        TenancyQueries,
+        NodeQueries,
+        CustomerQueries,
+        BlocklistQueries,
+        OrderQueries,
+        ApiKeyQueries,
+        AuditQueries,
+    ),
 )
 Mutation = merge_types("Mutation", (TenancyMutations, CustomerMutations, OrderMutations, ApiKeyMutations))
 

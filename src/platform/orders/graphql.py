@@ -371,7 +371,7 @@ class OrderMutations:
     async def set_exchange_rates(self, info: Info, input: SetExchangeRatesInput) -> SetExchangeRatesPayload:
         rates = [RateInput(r.currency, r.day, r.rate) for r in input.rates]
         try:
-            count = await info.context.mutate(service.set_rates, rates)
+            count = await info.context.mutate(service.set_rates, rates, actor=info.context.principal.subject)
         except InvalidInput as error:
             return SetExchangeRatesPayload(count=0, user_errors=user_errors(error))
         return SetExchangeRatesPayload(count=count, user_errors=[])

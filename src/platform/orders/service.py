@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from brandloop.audit import service as audit
 from brandloop.customers import merges
 from brandloop.customers.identities import CHANNEL_BUYER_KIND, Identity, IdentityKind, normalise
 from brandloop.customers.resolution import Buyer, resolve_buyers
@@ -527,7 +528,7 @@ class RateInput:
     rate: Decimal
 
 
-async def set_rates(session: AsyncSession, rates: Sequence[RateInput]) -> int:
+async def set_rates(session: AsyncSession, rates: Sequence[RateInput], *, actor: str) -> int:
     """Upsert rates (units of the reporting currency per unit of `currency`); returns how many."""
     if not rates or len(rates) > MAX_RATES_PER_CALL:
         raise InvalidInput(Problem("rates", "INVALID_COUNT", f"Give 1 to {MAX_RATES_PER_CALL} rates."))
@@ -555,6 +556,17 @@ async def set_rates(session: AsyncSession, rates: Sequence[RateInput]) -> int:
             index_elements=["tenant_id", "currency", "day"],
             set_={"rate": statement.excluded.rate, "updated_at": func.now()},
         )
+    )
+    await audit.record(
+        session,
+        actor=actor,
+        action="exchange_rates.set",
+        target_type="ExchangeRate",
+        after={
+            "rates": [
+                {"currency": r.currency.upper(), "day": r.day.isoformat(), "rate": str(r.rate)} for r in rates
+            ]
+        },
     )
     return len(rates)
 

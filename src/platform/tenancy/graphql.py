@@ -92,7 +92,9 @@ class TenancyMutations:
         if "reporting_currency" in changes:
             changes["reporting_currency"] = str(changes["reporting_currency"]).strip().upper()
         try:
-            row = await info.context.mutate(service.update_settings, changes)
+            row = await info.context.mutate(
+                service.update_settings, changes, actor=info.context.principal.subject
+            )
         except InvalidInput as error:
             return TenantSettingsPayload(settings=None, user_errors=user_errors(error))
         return TenantSettingsPayload(settings=TenantSettingsType.of(row), user_errors=[])

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from brandloop.audit import service as audit
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem, Unauthenticated
 from brandloop.tenancy.models import Tenant, TenantSettings
@@ -73,12 +74,13 @@ async def settings_of(session: AsyncSession) -> TenantSettings:
     )
 
 
-async def update_settings(session: AsyncSession, changes: dict[str, object]) -> TenantSettings:
+async def update_settings(session: AsyncSession, changes: dict[str, object], *, actor: str) -> TenantSettings:
     """Validate and save changed settings (any of reporting_currency, timezone, the day counts)."""
     settings = await session.get(TenantSettings, current_tenant(session), with_for_update=True)
     if settings is None:
         settings = await settings_of(session)
         session.add(settings)
+    before = {name: getattr(settings, name) for name in changes}
     for name, value in changes.items():
         setattr(settings, name, value)
     problems = []
@@ -101,6 +103,14 @@ async def update_settings(session: AsyncSession, changes: dict[str, object]) -> 
     if problems:
         raise InvalidInput(*problems)
     await session.flush()
+    await audit.record(
+        session,
+        actor=actor,
+        action="settings.update",
+        target_type="TenantSettings",
+        before=before,
+        after=changes,
+    )
     return settings
 
 
