@@ -14,6 +14,8 @@ import hashlib
 import re
 from typing import NamedTuple
 
+import phonenumbers
+
 from brandloop.customers.service import normalise_email, normalise_phone
 from brandloop.errors import InvalidInput, Problem
 
@@ -55,6 +57,8 @@ CHANNEL_BUYER_KIND = {
     "wechat": IdentityKind.WECHAT_OPENID,
 }
 
+_COUNTING_UP = "12345678901234567890"
+_COUNTING_DOWN = "98765432109876543210"
 _PLACEHOLDER_WORDS = {"", "0", "null", "none", "n/a", "na", "unknown", "test", "-", "anonymous"}
 _BLOCKED_EMAIL = re.compile(
     r"(\*)"  # masked by the platform: j***@gmail.com
@@ -97,11 +101,11 @@ def is_placeholder(identity: Identity) -> bool:
         return True
     if identity.kind is IdentityKind.EMAIL:
         return bool(_BLOCKED_EMAIL.search(value))
-    digits = re.sub(r"\D", "", value)
     if identity.kind is IdentityKind.PHONE:
-        national = digits[-8:]
-        return len(set(national)) == 1 or national in {"12345678", "87654321"}
-    return bool(digits) and set(digits) == {"0"} and len(digits) == len(value)
+        national = str(phonenumbers.parse(identity.value).national_number)
+        # 138 0000 0000, 139 8888 8888, 123456789: numbers people type when they will not give theirs.
+        return len(set(national[-8:])) == 1 or national in _COUNTING_UP or national in _COUNTING_DOWN
+    return set(value) == {"0"}
 
 
 def identity_digest(kind: str, value: str) -> bytes:
