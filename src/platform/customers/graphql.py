@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from brandloop.auth.permissions import Permission
-from brandloop.customers import merges, privacy, resolution, service
+from brandloop.customers import merges, privacy, resolution, segments, service
 from brandloop.customers.identities import IdentityKind, normalise
 from brandloop.customers.models import Consent as ConsentRow
 from brandloop.customers.models import Customer as CustomerRow
@@ -17,7 +17,7 @@ from brandloop.customers.models import CustomerIdentity as CustomerIdentityRow
 from brandloop.customers.models import CustomerMerge as CustomerMergeRow
 from brandloop.customers.models import Tag as TagRow
 from brandloop.customers.privacy import Purpose
-from brandloop.customers.service import CustomerFilter, LifecycleStage, TagKind
+from brandloop.customers.service import CustomerFilter, LifecycleStage, Segment, TagKind, ValueTier
 from brandloop.errors import InvalidInput, Problem
 from brandloop.graphql.context import Info
 from brandloop.graphql.errors import UserError, user_errors
@@ -30,6 +30,8 @@ from brandloop.graphql.relay import (
     paginate,
     pk_of,
 )
+from brandloop.graphql.scalars import Money
+from brandloop.tenancy.service import settings_of
 
 MAX_BLOCKED = 1000
 MAX_HISTORY = 50
@@ -37,6 +39,14 @@ MAX_HISTORY = 50
 if TYPE_CHECKING:
     from brandloop.orders.graphql import OrderType
 
+SegmentEnum = strawberry.enum(
+    Segment, name="Segment", description="RFM segments; docs/segmentation.md has the rules."
+)
+ValueTierEnum = strawberry.enum(
+    ValueTier,
+    name="ValueTier",
+    description="Spend rank: top 1%, high 9%, core 20%, ordinary the rest; prospects have no order.",
+)
 LifecycleStageEnum = strawberry.enum(
     LifecycleStage,
     name="LifecycleStage",
@@ -142,6 +152,29 @@ async def _consent_history(info: Info, customer_id: uuid.UUID) -> list[ConsentRo
     return await ctx.loader("customer.consents", load).load(customer_id)
 
 
+@strawberry.type(description="Recency, frequency and monetary value, scored 1-5 within the tenant.")
+class RfmScores:
+    recency_days: int | None = strawberry.field(description="Days since the last qualifying order.")
+    frequency: int = strawberry.field(description="Qualifying orders in the RFM window.")
+    monetary: Money = strawberry.field(description="Spend in the window, in the reporting currency.")
+    lifetime_spend: Money
+    r: int | None = strawberry.field(description="Null when there is no order in the window.")
+    f: int | None
+    m: int | None
+    segment: SegmentEnum | None  # type: ignore[valid-type]
+    scored_at: datetime
+
+
+async def reporting_currency(info: Info) -> str:
+    ctx = info.context
+
+    async def load(keys: list[str]) -> list[str]:
+        settings = await ctx.run(settings_of)
+        return [settings.reporting_currency for _ in keys]
+
+    return await ctx.loader("tenant.reporting_currency", load).load("")
+
+
 @strawberry.type(name="Customer", description="One real person, merged across channels.")
 class CustomerType(Node):
     pk: strawberry.Private[uuid.UUID]
@@ -152,6 +185,10 @@ class CustomerType(Node):
     created_at: datetime
     updated_at: datetime
     merged_into_pk: strawberry.Private[uuid.UUID | None]
+    row: strawberry.Private[CustomerRow]
+    value_tier: ValueTierEnum  # type: ignore[valid-type]
+    first_order_at: datetime | None
+    last_order_at: datetime | None
     erased_at: datetime | None = strawberry.field(description="When the person's data was erased.")
 
     @classmethod
@@ -160,6 +197,10 @@ class CustomerType(Node):
             id=global_id("Customer", row.id),
             pk=row.id,
             merged_into_pk=row.merged_into_id,
+            row=row,
+            value_tier=ValueTier(row.value_tier),
+            first_order_at=row.first_order_at,
+            last_order_at=row.last_order_at,
             erased_at=row.erased_at,
             display_name=row.display_name,
             email=row.email,
@@ -167,6 +208,26 @@ class CustomerType(Node):
             lifecycle_stage=LifecycleStage(row.lifecycle_stage),
             created_at=row.created_at,
             updated_at=row.updated_at,
+        )
+
+    @strawberry.field(
+        description="RFM scores as last computed; null until the profile was scored with an order."
+    )
+    async def rfm(self, info: Info) -> RfmScores | None:
+        row = self.row
+        if row.scored_at is None or row.first_order_at is None:
+            return None
+        currency = await reporting_currency(info)
+        return RfmScores(
+            recency_days=row.recency_days,
+            frequency=row.frequency or 0,
+            monetary=Money(amount=row.monetary or 0, currency=currency),
+            lifetime_spend=Money(amount=row.lifetime_spend or 0, currency=currency),
+            r=row.r_score,
+            f=row.f_score,
+            m=row.m_score,
+            segment=Segment(row.rfm_segment) if row.rfm_segment else None,
+            scored_at=row.scored_at,
         )
 
     @strawberry.field(description="The consents in force: the latest record per channel and purpose.")
@@ -235,12 +296,16 @@ class CustomerFilterInput:
         default=None, description="Tag names the customer must all carry."
     )
     lifecycle_stage: LifecycleStageEnum | None = None  # type: ignore[valid-type]
+    segment: SegmentEnum | None = None  # type: ignore[valid-type]
+    value_tier: ValueTierEnum | None = None  # type: ignore[valid-type]
 
     def to_filter(self) -> CustomerFilter:
         return CustomerFilter(
             search=self.search,
             tags=tuple(self.tags or ()),
             lifecycle_stage=self.lifecycle_stage,
+            segment=self.segment,
+            value_tier=self.value_tier,
         )
 
 
@@ -296,6 +361,41 @@ class BlockedIdentityValueType:
     kind: IdentityKindEnum  # type: ignore[valid-type]
     value: str
     created_at: datetime
+
+
+@strawberry.type
+class SegmentCountType:
+    segment: SegmentEnum | None = strawberry.field(description="Null for prospects (no order yet).")  # type: ignore[valid-type]
+    customers: int
+    revenue: Money = strawberry.field(description="Spend in the RFM window.")
+
+
+@strawberry.type
+class SegmentSummary:
+    scored_at: datetime | None = strawberry.field(description="When the scores were computed; null if never.")
+    segments: list[SegmentCountType]
+
+
+@strawberry.type
+class SegmentQueries:
+    @strawberry.field(
+        description="Customers and revenue per RFM segment, as last computed.",
+        extensions=[Needs(Permission.CUSTOMERS_READ)],
+    )
+    async def segment_summary(self, info: Info) -> SegmentSummary:
+        counts, scored_at = await info.context.run(segments.summary)
+        currency = await reporting_currency(info)
+        return SegmentSummary(
+            scored_at=scored_at,
+            segments=[
+                SegmentCountType(
+                    segment=Segment(c.segment) if c.segment else None,
+                    customers=c.customers,
+                    revenue=Money(amount=c.revenue, currency=currency),
+                )
+                for c in counts
+            ],
+        )
 
 
 @strawberry.type
@@ -437,8 +537,53 @@ class EraseCustomerPayload:
     user_errors: list[UserError]
 
 
+@strawberry.input
+class RecomputeSegmentsInput:
+    as_of: datetime | None = strawberry.field(
+        default=None, description="Score as of this moment; now by default."
+    )
+
+
+@strawberry.type
+class RecomputeSegmentsPayload:
+    customers_scored: int
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Tag every customer a filter matches (the filter of `customers`).")
+class TagCustomersByFilterInput:
+    filter: CustomerFilterInput
+    tags: list[str]
+
+
+@strawberry.type
+class TagCustomersByFilterPayload:
+    tagged: int = strawberry.field(
+        description="New customer-tag links made (ones already there are not counted)."
+    )
+    user_errors: list[UserError]
+
+
 @strawberry.type
 class CustomerMutations:
+    @strawberry.mutation(
+        description="Recompute lifecycle stages, RFM scores and value tiers for all customers (one SQL statement).",
+        extensions=[Needs(Permission.CUSTOMERS_WRITE)],
+    )
+    async def recompute_segments(self, info: Info, input: RecomputeSegmentsInput) -> RecomputeSegmentsPayload:
+        scored = await info.context.mutate(segments.recompute, as_of=input.as_of)
+        return RecomputeSegmentsPayload(customers_scored=scored, user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
+    async def tag_customers_by_filter(
+        self, info: Info, input: TagCustomersByFilterInput
+    ) -> TagCustomersByFilterPayload:
+        try:
+            tagged = await info.context.mutate(service.tag_by_filter, input.filter.to_filter(), input.tags)
+        except InvalidInput as error:
+            return TagCustomersByFilterPayload(tagged=0, user_errors=user_errors(error))
+        return TagCustomersByFilterPayload(tagged=tagged, user_errors=[])
+
     @strawberry.mutation(extensions=[Needs(Permission.CUSTOMERS_WRITE)])
     async def record_consent(self, info: Info, input: RecordConsentInput) -> RecordConsentPayload:
         ctx = info.context

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKeyConstraint, LargeBinary, String, func
+from sqlalchemy import BigInteger, DateTime, ForeignKeyConstraint, LargeBinary, SmallInteger, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,6 +25,19 @@ class Customer(Base):
     """Set while this profile is merged into another (the survivor)."""
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Set when the person's data was erased; the profile stays, anonymous, for the totals."""
+    # Kept by the segmentation job (customers/segments.py); money in reporting-currency minor units.
+    first_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recency_days: Mapped[int | None]
+    frequency: Mapped[int | None]
+    monetary: Mapped[int | None] = mapped_column(BigInteger)
+    lifetime_spend: Mapped[int | None] = mapped_column(BigInteger)
+    r_score: Mapped[int | None] = mapped_column(SmallInteger)
+    f_score: Mapped[int | None] = mapped_column(SmallInteger)
+    m_score: Mapped[int | None] = mapped_column(SmallInteger)
+    rfm_segment: Mapped[str | None] = mapped_column(String(16))
+    value_tier: Mapped[str] = mapped_column(String(16), default="prospect")
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

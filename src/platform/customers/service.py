@@ -39,6 +39,22 @@ class LifecycleStage(enum.StrEnum):
     CHURNED = "churned"
 
 
+class Segment(enum.StrEnum):
+    CORE_LOYAL = "core_loyal"
+    POTENTIAL = "potential"
+    DORMANT = "dormant"
+    NEW = "new"
+    CHURNED = "churned"
+
+
+class ValueTier(enum.StrEnum):
+    TOP = "top"
+    HIGH = "high"
+    CORE = "core"
+    ORDINARY = "ordinary"
+    PROSPECT = "prospect"
+
+
 class TagKind(enum.StrEnum):
     STATIC = "static"
     DYNAMIC = "dynamic"
@@ -52,6 +68,8 @@ class CustomerFilter:
     search: str | None = None
     tags: Sequence[str] = ()
     lifecycle_stage: LifecycleStage | None = None
+    segment: Segment | None = None
+    value_tier: ValueTier | None = None
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -211,6 +229,31 @@ async def add_tags(
     return customers
 
 
+async def tag_by_filter(session: AsyncSession, flt: CustomerFilter, tag_names: Sequence[str]) -> int:
+    """Tag every customer the filter matches, in one statement; returns how many links were new."""
+    names = clean_tag_names(tag_names)
+    tenant_id = current_tenant(session)
+    await session.execute(
+        pg_insert(Tag)
+        .values([{"tenant_id": tenant_id, "id": uuid7(), "name": n} for n in names])
+        .on_conflict_do_nothing()
+    )
+    matching = _filtered(select(Customer.tenant_id, Customer.id), flt).subquery()
+    tagged = await session.execute(
+        pg_insert(CustomerTag)
+        .from_select(
+            ["tenant_id", "customer_id", "tag_id"],
+            # Every matching customer with every named tag (of the one tenant RLS shows).
+            select(matching.c.tenant_id, matching.c.id, Tag.id)
+            .join(Tag, Tag.tenant_id == matching.c.tenant_id)
+            .where(func.lower(Tag.name).in_([n.lower() for n in names])),
+        )
+        .on_conflict_do_nothing()
+        .returning(CustomerTag.customer_id)
+    )
+    return len(tagged.all())
+
+
 async def remove_tags(
     session: AsyncSession, customer_ids: Sequence[uuid.UUID], tag_names: Sequence[str]
 ) -> list[Customer]:
@@ -251,6 +294,10 @@ def _filtered(query: Select[Any], flt: CustomerFilter) -> Select[Any]:
         )
     if flt.lifecycle_stage is not None:
         query = query.where(Customer.lifecycle_stage == flt.lifecycle_stage.value)
+    if flt.segment is not None:
+        query = query.where(Customer.rfm_segment == flt.segment.value)
+    if flt.value_tier is not None:
+        query = query.where(Customer.value_tier == flt.value_tier.value)
     if flt.tags:
         names = [n.lower() for n in clean_tag_names(flt.tags, "filter.tags")]
         having_all = (

@@ -19,7 +19,13 @@ from strawberry.types import ExecutionContext
 from brandloop.audit.graphql import AuditQueries
 from brandloop.auth.graphql import ApiKeyMutations, ApiKeyQueries
 from brandloop.auth.permissions import Permission
-from brandloop.customers.graphql import BlocklistQueries, CustomerMutations, CustomerQueries, load_customer
+from brandloop.customers.graphql import (
+    BlocklistQueries,
+    CustomerMutations,
+    CustomerQueries,
+    SegmentQueries,
+    load_customer,
+)
 from brandloop.graphql.context import Info
 from brandloop.graphql.errors import INTERNAL, error_code
 from brandloop.graphql.limits import QueryCost
@@ -62,6 +68,7 @@ Query = merge_types(
         TenancyQueries,
         NodeQueries,
         CustomerQueries,
+        SegmentQueries,
         BlocklistQueries,
         OrderQueries,
         ApiKeyQueries,
