@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from brandloop.cli import app
 from brandloop.graphql.schema import sdl
 from brandloop.settings import Settings, get_settings
-from support import GraphQLClient
+from support import GraphQLClient, Tenant
 
 
 @pytest.fixture
@@ -91,3 +91,8 @@ def test_seed_demo_prints_the_same_key_twice(brandloop: CliRunner) -> None:
     first = run(brandloop, "seed-demo").strip().splitlines()[-1]
     assert first.startswith("API key: blk_")
     assert run(brandloop, "seed-demo").strip().splitlines()[-1] == first
+
+
+async def test_segments_recompute(brandloop: CliRunner, tenant: Tenant, gql: GraphQLClient) -> None:
+    await gql.data(tenant.key, 'mutation { createCustomer(input: {displayName: "P"}) { userErrors { code } } }')
+    assert "Scored 1 customers" in await arun(brandloop, "segments", "recompute", "--tenant", tenant.slug)

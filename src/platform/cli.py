@@ -29,6 +29,7 @@ from brandloop.auth import service as auth
 from brandloop.auth.jwt import DevTokenIssuer
 from brandloop.auth.models import ApiKey
 from brandloop.auth.permissions import Role
+from brandloop.customers import segments
 from brandloop.db import migrate as migrations
 from brandloop.db.engine import create_engine, resolve_url
 from brandloop.db.session import platform_transaction, tenant_transaction
@@ -47,10 +48,12 @@ tenant_app = typer.Typer(help="Create and list tenants.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
+segments_app = typer.Typer(help="Customer segmentation.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(schema_app, name="schema")
 app.add_typer(import_app, name="import")
+app.add_typer(segments_app, name="segments")
 
 # Piped output (grep, scripts) must not wrap table rows: be wide when not on a terminal.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -297,3 +300,15 @@ def import_orders(
         console.print(f"  ... all {len(summary.rejected)} rejected lines are in {rejects}")
     if summary.rejected:
         raise typer.Exit(1)
+
+
+@segments_app.command("recompute")
+def segments_recompute(tenant: Annotated[str, typer.Option(help="The tenant's slug.")]) -> None:
+    """Recompute lifecycle stages, RFM scores and value tiers of every customer (one SQL statement)."""
+
+    async def work(engine: AsyncEngine) -> int:
+        found = await _tenant(engine, tenant)
+        async with tenant_transaction(engine, found.id) as session:
+            return await segments.recompute(session)
+
+    console.print(f"Scored {_with_engine(work)} customers.")
