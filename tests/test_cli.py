@@ -94,5 +94,7 @@ def test_seed_demo_prints_the_same_key_twice(brandloop: CliRunner) -> None:
 
 
 async def test_segments_recompute(brandloop: CliRunner, tenant: Tenant, gql: GraphQLClient) -> None:
-    await gql.data(tenant.key, 'mutation { createCustomer(input: {displayName: "P"}) { userErrors { code } } }')
+    await gql.data(
+        tenant.key, 'mutation { createCustomer(input: {displayName: "P"}) { userErrors { code } } }'
+    )
     assert "Scored 1 customers" in await arun(brandloop, "segments", "recompute", "--tenant", tenant.slug)

@@ -270,13 +270,17 @@ def import_orders(
             console=console,
         ) as bar:
             task = bar.add_task("import", total=size)
-            return await importer.import_orders(
+            summary = await importer.import_orders(
                 engine,
                 found.id,
                 file,
                 batch_size=batch_size,
                 progress=lambda done: bar.update(task, completed=done),
             )
+        if summary.created or summary.updated:
+            async with tenant_transaction(engine, found.id) as session:
+                await segments.recompute(session)
+        return summary
 
     started = time.perf_counter()
     try:

@@ -173,3 +173,28 @@ async def test_automatic_merges_say_which_rule_joined_them_and_can_be_undone(
     restored = await snapshot(gql, tenant, by_email)
     assert [(k, v) for k, v, _ in restored["identities"]] == [("EMAIL", "nine@example.cn")]
     assert [e["node"]["externalId"] for e in restored["orders"]["edges"]] == ["A-1"]
+
+
+async def test_a_merged_profile_changes_only_through_its_survivor(gql: GraphQLClient, tenant: Tenant) -> None:
+    a = await order(gql, tenant, "M-1", {"buyerId": "m1"})
+    b = await order(gql, tenant, "M-2", {"buyerId": "m2"})
+    await gql.data(tenant.key, MERGE, {"survivor": a, "merged": [b]})
+    update = await gql.data(
+        tenant.key,
+        'mutation($id: ID!) { updateCustomer(input: {id: $id, displayName: "X"}) { userErrors { code } } }',
+        {"id": b},
+    )
+    delete = await gql.data(
+        tenant.key,
+        "mutation($id: ID!) { deleteCustomer(input: {id: $id}) { userErrors { code } } }",
+        {"id": b},
+    )
+    tags = await gql.data(
+        tenant.key,
+        'mutation($id: ID!) { addCustomerTags(input: {ids: [$id], tags: ["x"]}) { userErrors { code } } }',
+        {"id": b},
+    )
+    assert [
+        r[k]["userErrors"]
+        for r, k in ((update, "updateCustomer"), (delete, "deleteCustomer"), (tags, "addCustomerTags"))
+    ] == [[{"code": "NOT_FOUND"}]] * 3

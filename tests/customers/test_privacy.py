@@ -237,3 +237,30 @@ async def test_privacy_actions_need_the_privacy_permission_and_are_audited(
     assert entries[-2]["actor"] == f"api_key:{admin_prefix}"
     body = await gql(tenant.keys[Role.MARKETER], "{ auditLog { totalCount } }")
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_an_erased_profile_cannot_be_edited_or_unmerged(gql: GraphQLClient, tenant: Tenant) -> None:
+    a = await order(gql, tenant, "R-1", PERSON)
+    b = await order(gql, tenant, "R-2", {"buyerId": "other-person"})
+    await gql.data(
+        tenant.key,
+        "mutation($s: ID!, $m: [ID!]!) { mergeCustomers(input: {survivorId: $s, mergedIds: $m}) { userErrors { code } } }",
+        {"s": a, "m": [b]},
+    )
+    await gql.data(
+        tenant.key,
+        "mutation($id: ID!) { eraseCustomer(input: {customerId: $id}) { userErrors { code } } }",
+        {"id": a},
+    )
+    update = await gql.data(
+        tenant.key,
+        'mutation($id: ID!) { updateCustomer(input: {id: $id, displayName: "Back again"}) { userErrors { code } } }',
+        {"id": a},
+    )
+    assert update["updateCustomer"]["userErrors"] == [{"code": "ERASED"}]
+    unmerge = await gql.data(
+        tenant.key,
+        "mutation($id: ID!) { unmergeCustomer(input: {id: $id}) { userErrors { code } } }",
+        {"id": b},
+    )
+    assert unmerge["unmergeCustomer"]["userErrors"] == [{"code": "ERASED"}]

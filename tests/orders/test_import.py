@@ -73,8 +73,12 @@ async def test_csv_import_and_a_rerun_that_changes_nothing(
         "TIKTOK_BUYER",
     }
 
-    scored = await gql.data(tenant.key, "{ customers { edges { node { lifecycleStage rfm { frequency } } } } }")
-    assert all(e["node"]["rfm"] is not None for e in scored["customers"]["edges"])  # segments recomputed
+    scored = await gql.data(
+        tenant.key, "{ customers { edges { node { lifecycleStage rfm { frequency } } } } }"
+    )
+    assert all(e["node"]["rfm"] is not None for e in scored["customers"]["edges"]), (
+        scored
+    )  # segments recomputed
 
     again = await run_import(brandloop, tenant, path)
     assert "created 0, updated 0, unchanged 3, rejected 0" in again

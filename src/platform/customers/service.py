@@ -192,7 +192,11 @@ async def update_customer(
 
 
 async def delete_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
-    deleted = await session.scalar(delete(Customer).where(Customer.id == customer_id).returning(Customer.id))
+    deleted = await session.scalar(
+        delete(Customer)
+        .where(Customer.id == customer_id, Customer.merged_into_id.is_(None))
+        .returning(Customer.id)
+    )
     if deleted is None:
         raise InvalidInput(
             Problem(
@@ -354,7 +358,15 @@ async def count_tags(session: AsyncSession) -> int:
 
 
 async def _get_for_update(session: AsyncSession, customer_id: uuid.UUID) -> Customer:
-    customer = await session.scalar(select(Customer).where(Customer.id == customer_id).with_for_update())
+    customer = await session.scalar(
+        select(Customer)
+        .where(Customer.id == customer_id, Customer.merged_into_id.is_(None))
+        .with_for_update()
+    )
+    if customer is not None and customer.erased_at is not None:
+        raise InvalidInput(
+            Problem("id", "ERASED", "This person's data was erased; the profile cannot be edited.")
+        )
     if customer is None:
         raise InvalidInput(
             Problem(
