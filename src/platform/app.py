@@ -33,6 +33,7 @@ from brandloop.db.session import new_session
 from brandloop.errors import Unauthenticated
 from brandloop.graphql.context import RequestContext
 from brandloop.graphql.errors import format_error
+from brandloop.graphql.planner import PlannedData
 from brandloop.graphql.schema import create_schema
 from brandloop.observability import HTTP_REQUESTS, HTTP_SECONDS
 from brandloop.settings import Settings, get_settings
@@ -115,6 +116,12 @@ async def graphql(request: Request) -> Response:
             operation_name=payload.get("operationName"),
         )
         # The transaction has committed: only now may the client hear that writes succeeded.
+    if isinstance(result.data, PlannedData):
+        # PostgreSQL wrote the data: splice its JSON text in rather than decode and re-encode it.
+        extensions = b',"extensions":' + json.dumps(result.extensions).encode() if result.extensions else b""
+        return Response(
+            b'{"data":' + result.data.json.encode() + extensions + b"}", media_type="application/json"
+        )
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
         body["errors"] = [format_error(e, request_id) for e in result.errors]

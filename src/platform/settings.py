@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=5_000, ge=100)
     max_body_bytes: int = Field(default=1_000_000, ge=1_000)
 
+    planner: bool = Field(
+        default=True, description="Answer covered reads with one SQL statement (docs/architecture.md)."
+    )
+
     @property
     def production(self) -> bool:
         return self.environment == "production"

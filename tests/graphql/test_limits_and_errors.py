@@ -113,14 +113,14 @@ async def test_unexpected_failures_are_masked_with_a_request_id(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("connection string postgres://secret@db")
 
-    monkeypatch.setattr(service, "count_customers", broken)
-    response = await gql.raw(tenant.key, "{ customers { totalCount } }")
+    monkeypatch.setattr(service, "count_tags", broken)
+    response = await gql.raw(tenant.key, "{ tags { totalCount } }")
     body = response.json()
     error = body["errors"][0]
     assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
     assert "secret" not in response.text
     assert response.headers["x-request-id"] in error["message"]
-    assert error["path"] == ["customers", "totalCount"]
+    assert error["path"] == ["tags", "totalCount"]
 
 
 async def test_mutations_are_not_allowed_over_get(gql: GraphQLClient) -> None:

@@ -315,16 +315,23 @@ def _filtered(query: Select[Any], flt: CustomerFilter) -> Select[Any]:
     return query
 
 
+def customers_page(flt: CustomerFilter, first: int, after: uuid.UUID | None) -> Select[tuple[Customer]]:
+    """Up to `first` active customers after the cursor, oldest first (ids are time-ordered)."""
+    return keyset_page(_filtered(select(Customer), flt), Customer, first, after)
+
+
+def customers_count(flt: CustomerFilter) -> Select[tuple[int]]:
+    return _filtered(select(func.count()).select_from(Customer), flt)
+
+
 async def list_customers(
     session: AsyncSession, flt: CustomerFilter, *, first: int, after: uuid.UUID | None = None
 ) -> list[Customer]:
-    """Up to `first` active customers after the cursor, oldest first (ids are time-ordered)."""
-    query = keyset_page(_filtered(select(Customer), flt), Customer, first, after)
-    return list((await session.scalars(query)).all())
+    return list((await session.scalars(customers_page(flt, first, after))).all())
 
 
 async def count_customers(session: AsyncSession, flt: CustomerFilter) -> int:
-    return await session.scalar(_filtered(select(func.count()).select_from(Customer), flt)) or 0
+    return await session.scalar(customers_count(flt)) or 0
 
 
 async def get_customers(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Customer]:

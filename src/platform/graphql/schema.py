@@ -30,6 +30,8 @@ from brandloop.graphql.context import Info
 from brandloop.graphql.errors import INTERNAL, error_code
 from brandloop.graphql.limits import QueryCost
 from brandloop.graphql.permissions import Needs
+from brandloop.graphql.planner import Planner
+from brandloop.graphql.plans import ROOTS
 from brandloop.graphql.relay import Node, parse_global_id
 from brandloop.graphql.scalars import SCALARS
 from brandloop.observability import OperationMetrics
@@ -101,6 +103,11 @@ def create_schema(settings: Settings) -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
             lambda: QueryCost(maximum=settings.max_query_cost),
+            *(
+                [lambda: Planner(roots=ROOTS, max_page_size=settings.max_page_size)]
+                if settings.planner
+                else []
+            ),
             OperationMetrics,
         ],
     )

@@ -405,16 +405,23 @@ def _filtered(query: Select[Any], flt: OrderFilter) -> Select[Any]:
     return query.where(and_(*conditions)) if conditions else query
 
 
+def orders_page(flt: OrderFilter, first: int, after: uuid.UUID | None) -> Select[tuple[Order]]:
+    """Up to `first` orders after the cursor, oldest first."""
+    return keyset_page(_filtered(select(Order), flt), Order, first, after)
+
+
+def orders_count(flt: OrderFilter) -> Select[tuple[int]]:
+    return _filtered(select(func.count()).select_from(Order), flt)
+
+
 async def list_orders(
     session: AsyncSession, flt: OrderFilter, *, first: int, after: uuid.UUID | None = None
 ) -> list[Order]:
-    return list(
-        (await session.scalars(keyset_page(_filtered(select(Order), flt), Order, first, after))).all()
-    )
+    return list((await session.scalars(orders_page(flt, first, after))).all())
 
 
 async def count_orders(session: AsyncSession, flt: OrderFilter) -> int:
-    return await session.scalar(_filtered(select(func.count()).select_from(Order), flt)) or 0
+    return await session.scalar(orders_count(flt)) or 0
 
 
 async def get_orders(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Order]:

@@ -1,0 +1,245 @@
+"""The planned hot reads: customers, orders and what hangs off them (see planner.py).
+
+Each plan writes a field exactly as its strawberry type would; tests/graphql/test_planner.py runs
+a corpus of operations planned and unplanned and compares the answers. Lists and connections
+use the services' own query builders, so filters and paging mean the same on both paths.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from graphql import FieldNode, GraphQLObjectType
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from brandloop.auth.permissions import Permission
+from brandloop.customers import service as customers
+from brandloop.customers.graphql import CustomerFilterInput
+from brandloop.customers.models import Customer, CustomerIdentity, CustomerTag, Tag
+from brandloop.db.base import keyset_page
+from brandloop.graphql.planner import (
+    ObjectPlan,
+    RootPlan,
+    Row,
+    Scope,
+    column,
+    computed,
+    connection,
+    enum_name,
+    global_id,
+    iso_time,
+    json_list,
+    nested,
+)
+from brandloop.graphql.relay import pk_of
+from brandloop.orders import service as orders
+from brandloop.orders.graphql import OrderFilterInput
+from brandloop.orders.models import Order, OrderLine
+
+
+def _columns(model: Any) -> Row:
+    return {c.key: c for c in model.__table__.c}
+
+
+def _time(name: str) -> Any:
+    return computed(lambda row: iso_time(row[name]))
+
+
+def _money(amount: str) -> Any:
+    return nested(lambda: MONEY, lambda row: {"amount": row[amount], "currency": row["currency"]})
+
+
+MONEY = ObjectPlan("Money", {"amount": column("amount"), "currency": column("currency")})
+
+TAG = ObjectPlan(
+    "Tag",
+    {
+        "id": computed(lambda row: global_id("Tag", row["id"])),
+        "name": column("name"),
+        "kind": computed(lambda row: enum_name(row["kind"])),
+    },
+)
+
+IDENTITY = ObjectPlan(
+    "CustomerIdentity",
+    {
+        "kind": computed(lambda row: enum_name(row["kind"])),
+        "value": column("value"),
+        "source": column("source"),
+        "createdAt": _time("created_at"),
+    },
+)
+
+ORDER_LINE = ObjectPlan(
+    "OrderLine",
+    {
+        "lineNo": column("line_no"),
+        "sku": column("sku"),
+        "productName": column("product_name"),
+        "category": column("category"),
+        "quantity": column("quantity"),
+        "unitPrice": _money("unit_price"),
+        "lineTotal": nested(
+            lambda: MONEY,
+            lambda row: {"amount": row["unit_price"] * row["quantity"], "currency": row["currency"]},
+        ),
+    },
+)
+
+
+def _tags(scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row) -> ColumnElement[Any]:
+    tags = _columns(Tag)
+    return json_list(
+        select(func.json_agg(aggregate_order_by(TAG.json(scope, node.selection_set, tags), tags["name"])))
+        .select_from(CustomerTag.__table__.join(Tag.__table__, CustomerTag.tag_id == Tag.id))
+        .where(CustomerTag.customer_id == row["id"])
+        .correlate(row["id"].table)
+    )
+
+
+def _identities(scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row) -> ColumnElement[Any]:
+    identities = _columns(CustomerIdentity)
+    ordering = (identities["kind"], identities["value"])
+    return json_list(
+        select(
+            func.json_agg(aggregate_order_by(IDENTITY.json(scope, node.selection_set, identities), *ordering))
+        )
+        .where(identities["customer_id"] == row["id"])
+        .correlate(row["id"].table)
+    )
+
+
+def _customer_orders(
+    scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row
+) -> ColumnElement[Any]:
+    def page(first: int, after: uuid.UUID | None) -> Select[Any]:
+        # Correlated to the customer's row, which is two SELECTs out: say so explicitly.
+        query = select(Order).where(Order.customer_id == row["id"]).correlate(row["id"].table)
+        return keyset_page(query, Order, first, after)
+
+    return connection(
+        scope,
+        parent,
+        node,
+        type_name="OrderConnection",
+        node_plan=ORDER,
+        page=page,
+        count=lambda: (
+            select(func.count())
+            .select_from(Order)
+            .where(Order.customer_id == row["id"])
+            .correlate(row["id"].table)
+        ),
+    )
+
+
+def _lines(scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row) -> ColumnElement[Any]:
+    lines = {**_columns(OrderLine), "currency": row["currency"]}
+    return json_list(
+        select(
+            func.json_agg(
+                aggregate_order_by(ORDER_LINE.json(scope, node.selection_set, lines), lines["line_no"])
+            )
+        )
+        .where(lines["order_id"] == row["id"])
+        .correlate(row["id"].table)
+    )
+
+
+def _order_customer(scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row) -> ColumnElement[Any]:
+    people = _columns(Customer)
+    return (
+        select(CUSTOMER.json(scope, node.selection_set, people))
+        .where(people["id"] == row["customer_id"])
+        .correlate(row["customer_id"].table)
+        .scalar_subquery()
+    )
+
+
+CUSTOMER = ObjectPlan(
+    "Customer",
+    {
+        "id": computed(lambda row: global_id("Customer", row["id"])),
+        "displayName": column("display_name"),
+        "email": column("email"),
+        "phone": column("phone"),
+        "lifecycleStage": computed(lambda row: enum_name(row["lifecycle_stage"])),
+        "valueTier": computed(lambda row: enum_name(row["value_tier"])),
+        "createdAt": _time("created_at"),
+        "updatedAt": _time("updated_at"),
+        "erasedAt": _time("erased_at"),
+        "firstOrderAt": _time("first_order_at"),
+        "lastOrderAt": _time("last_order_at"),
+        "tags": _tags,
+        "identities": _identities,
+        "orders": _customer_orders,
+    },
+)
+
+ORDER = ObjectPlan(
+    "Order",
+    {
+        "id": computed(lambda row: global_id("Order", row["id"])),
+        "channel": column("channel"),
+        "externalId": column("external_id"),
+        "status": computed(lambda row: enum_name(row["status"])),
+        "placedAt": _time("placed_at"),
+        "updatedAt": _time("source_updated_at"),
+        "recordedAt": _time("created_at"),
+        "subtotal": _money("subtotal"),
+        "discount": _money("discount"),
+        "shipping": _money("shipping"),
+        "tax": _money("tax"),
+        "total": _money("total"),
+        "refunded": _money("refunded"),
+        "lines": _lines,
+        "customer": _order_customer,
+    },
+)
+
+
+def _one(plan: ObjectPlan, model: Any, type_name: str) -> Any:
+    def build(scope: Scope, parent: GraphQLObjectType, node: FieldNode) -> ColumnElement[Any]:
+        rows = _columns(model)
+        pk = pk_of(scope.argument(node, parent, "id"), type_name)
+        return select(plan.json(scope, node.selection_set, rows)).where(rows["id"] == pk).scalar_subquery()
+
+    return build
+
+
+def _customers(scope: Scope, parent: GraphQLObjectType, node: FieldNode) -> ColumnElement[Any]:
+    given = scope.input(node, parent, "filter", CustomerFilterInput)
+    flt = given.to_filter() if given else customers.CustomerFilter()
+    return connection(
+        scope,
+        parent,
+        node,
+        type_name="CustomerConnection",
+        node_plan=CUSTOMER,
+        page=lambda first, after: customers.customers_page(flt, first, after),
+        count=lambda: customers.customers_count(flt),
+    )
+
+
+def _orders(scope: Scope, parent: GraphQLObjectType, node: FieldNode) -> ColumnElement[Any]:
+    given = scope.input(node, parent, "filter", OrderFilterInput)
+    flt = given.to_filter() if given else orders.OrderFilter()
+    return connection(
+        scope,
+        parent,
+        node,
+        type_name="OrderConnection",
+        node_plan=ORDER,
+        page=lambda first, after: orders.orders_page(flt, first, after),
+        count=lambda: orders.orders_count(flt),
+    )
+
+
+ROOTS = {
+    "customers": RootPlan(Permission.CUSTOMERS_READ, _customers),
+    "customer": RootPlan(Permission.CUSTOMERS_READ, _one(CUSTOMER, Customer, "Customer")),
+    "orders": RootPlan(Permission.ORDERS_READ, _orders),
+    "order": RootPlan(Permission.ORDERS_READ, _one(ORDER, Order, "Order")),
+}
