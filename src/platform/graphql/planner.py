@@ -14,11 +14,13 @@ The statement runs in the request's transaction, so row-level security applies a
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from cachetools import LRUCache
 from graphql import (
     BooleanValueNode,
     FieldNode,
@@ -39,6 +41,7 @@ from graphql import (
 from graphql.pyutils import Undefined
 from sqlalchemy import ColumnElement, Select, Text, func, literal, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import KeyedColumnElement
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
@@ -315,26 +318,69 @@ class RootPlan:
     build: RootBuilder
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledPlan:
+    sql: str
+    parameters: tuple[Any, ...]
+
+
+PlanCache = LRUCache[tuple[str, str | None, str], CompiledPlan | None]
+"""Compiled statements by (query, operation, variables); None remembers "not plannable". No
+tenant is in a plan (row-level security supplies it), so tenants share them."""
+
+
+def plan_cache(size: int = 2048) -> PlanCache:
+    return LRUCache(maxsize=size)
+
+
 class Planner(SchemaExtension):
     """Answers covered queries with one statement; leaves everything else to normal execution."""
 
-    def __init__(self, *, roots: dict[str, RootPlan], max_page_size: int) -> None:
+    def __init__(self, *, roots: dict[str, RootPlan], max_page_size: int, cache: PlanCache) -> None:
         self.roots = roots
         self.max_page_size = max_page_size
+        self.cache = cache
         self.planned = False
 
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
-        if context.result is None:
-            try:
-                statement = self._compile()
-            except (Unplannable, ApiError, InvalidInput):
-                statement = None  # the ordinary execution answers, with its errors
-            if statement is not None:
-                data = await context.context.run(_fetch_json, statement)
+        if context.result is None and context.query is not None and self._allowed():
+            key = (
+                context.query,
+                context.operation_name,
+                json.dumps(context.variables, sort_keys=True, default=str),
+            )
+            if key in self.cache:
+                plan = self.cache[key]
+            else:
+                plan = self.cache[key] = self._plan(context.context.session.bind.dialect)
+            if plan is not None:
+                data = await context.context.run(_fetch_json, plan)
                 context.result = ExecutionResult(data=PlannedData(data), errors=None)  # type: ignore[arg-type]
                 self.planned = True
         yield
+
+    def _allowed(self) -> bool:
+        """Plans are shared between callers: the caller's permissions are checked each time."""
+        document = self.execution_context.graphql_document
+        principal = self.execution_context.context.principal
+        for definition in document.definitions if document else ():
+            if isinstance(definition, OperationDefinitionNode):
+                for selection in definition.selection_set.selections:
+                    root = self.roots.get(selection.name.value) if isinstance(selection, FieldNode) else None
+                    if root is not None and not principal.can(root.permission):
+                        return False  # the ordinary path answers FORBIDDEN
+        return True
+
+    def _plan(self, dialect: Dialect) -> CompiledPlan | None:
+        try:
+            statement = self._compile()
+        except (Unplannable, ApiError, InvalidInput):
+            return None  # the ordinary execution answers, with its errors
+        # Lists (IN ...) are expanded now, so that the SQL and its parameters are final.
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        values = compiled.construct_params()
+        return CompiledPlan(compiled.string, tuple(values[name] for name in compiled.positiontup or ()))
 
     def get_results(self) -> dict[str, Any]:
         return {"planned": True} if self.planned else {}
@@ -364,18 +410,19 @@ class Planner(SchemaExtension):
         )
         query_type = schema.query_type
         assert query_type is not None
-        principal = context.context.principal
         pairs: list[Any] = []
         for key, node in scope.selections(query_type, operation.selection_set):
             root = self.roots.get(node.name.value)
-            if root is None or not principal.can(root.permission):
-                raise Unplannable(node.name.value)  # a FORBIDDEN answer comes from the ordinary path
+            if root is None:
+                raise Unplannable(node.name.value)
             pairs += [literal(key), root.build(scope, query_type, node)]
         return select(func.json_build_object(*pairs).cast(Text))
 
 
-async def _fetch_json(session: Any, statement: Select[Any]) -> str:
-    return str(await session.scalar(statement))
+async def _fetch_json(session: Any, plan: CompiledPlan) -> str:
+    # Already compiled: straight to the driver (prepared statements are cached per connection).
+    connection = await session.connection()
+    return str((await connection.exec_driver_sql(plan.sql, plan.parameters)).scalar_one())
 
 
 def _coerce_variables(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import strawberry
 import structlog
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -30,7 +31,7 @@ from brandloop.graphql.context import Info
 from brandloop.graphql.errors import INTERNAL, error_code
 from brandloop.graphql.limits import QueryCost
 from brandloop.graphql.permissions import Needs
-from brandloop.graphql.planner import Planner
+from brandloop.graphql.planner import Planner, plan_cache
 from brandloop.graphql.plans import ROOTS
 from brandloop.graphql.relay import Node, parse_global_id
 from brandloop.graphql.scalars import SCALARS
@@ -91,6 +92,13 @@ class Schema(strawberry.Schema):
 
 
 def create_schema(settings: Settings) -> strawberry.Schema:
+    # The limiters' validation rules are made once: strawberry's limiter extensions make a new
+    # rule class per instance, and new classes per request would defeat the validation cache.
+    plans = plan_cache()
+    limits: list[type[ASTValidationRule]] = [
+        query_depth_limiter.create_validator(settings.max_query_depth, None),
+        max_aliases.create_validator(settings.max_aliases),
+    ]
     return Schema(
         query=Query,
         mutation=Mutation,
@@ -100,11 +108,10 @@ def create_schema(settings: Settings) -> strawberry.Schema:
             lambda: ParserCache(maxsize=1000),
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: ValidationCache(maxsize=1000),
-            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+            lambda: AddValidationRules(limits),
             lambda: QueryCost(maximum=settings.max_query_cost),
             *(
-                [lambda: Planner(roots=ROOTS, max_page_size=settings.max_page_size)]
+                [lambda: Planner(roots=ROOTS, max_page_size=settings.max_page_size, cache=plans)]
                 if settings.planner
                 else []
             ),
