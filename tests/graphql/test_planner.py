@@ -285,3 +285,20 @@ async def test_the_planned_path_is_isolated_by_tenant(
     )
     assert body["extensions"]["planned"] is True
     assert body["data"] == {"customers": {"totalCount": 0, "edges": []}, "orders": {"totalCount": 0}}
+
+
+async def test_a_plan_compiled_for_one_tenant_serves_another_its_own_data(
+    gql: GraphQLClient, shop: dict[str, Any], engine: AsyncEngine
+) -> None:
+    query = "{ customers(first: 100) { totalCount edges { node { displayName } } } }"
+    first = await gql(shop["tenant"].key, query)
+    other = await make_tenant(engine)
+    await gql.data(
+        other.key, 'mutation { createCustomer(input: {displayName: "Only Mine"}) { customer { id } } }'
+    )
+    second = await gql(other.key, query)
+    assert first["extensions"]["planned"] is True and second["extensions"]["planned"] is True
+    assert second["data"] == {
+        "customers": {"totalCount": 1, "edges": [{"node": {"displayName": "Only Mine"}}]}
+    }
+    assert first["data"]["customers"]["totalCount"] == 5

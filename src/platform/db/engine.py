@@ -26,8 +26,15 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         # No pre-ping: it would cost a round trip on every request. Recycling bounds the age of
         # a connection instead, and a dropped one fails its request, not the next ones.
         pool_recycle=1800,
-        # Named so operators can tell our connections apart in pg_stat_activity.
-        connect_args={"server_settings": {"application_name": "brandloop"}},
+        connect_args={
+            "server_settings": {
+                # Named so operators can tell our connections apart in pg_stat_activity.
+                "application_name": "brandloop",
+                # Statements are prepared once per connection; a generic plan made without the
+                # values (a date range, a tenant's size) can be far worse than planning each time.
+                "plan_cache_mode": "force_custom_plan",
+            }
+        },
     )
 
 
