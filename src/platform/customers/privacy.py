@@ -118,18 +118,6 @@ def in_force(history: Sequence[Consent]) -> list[Consent]:
     return sorted(latest.values(), key=lambda c: (c.channel, c.purpose))
 
 
-async def has_consent(session: AsyncSession, customer_id: uuid.UUID, channel: str, purpose: Purpose) -> bool:
-    granted = await session.scalar(
-        select(Consent.granted)
-        .where(
-            Consent.customer_id == customer_id, Consent.channel == channel, Consent.purpose == purpose.value
-        )
-        .order_by(Consent.recorded_at.desc(), Consent.id.desc())
-        .limit(1)
-    )
-    return bool(granted)
-
-
 # -- export ------------------------------------------------------------------------------------
 
 

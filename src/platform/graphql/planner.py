@@ -1,9 +1,9 @@
 """Planned reads: a whole query answered by one SQL statement that builds the response JSON.
 
 After strawberry has parsed and validated an operation (and the cost, depth and permission
-checks ran), the Planner extension tries to compile it. Each domain describes its hot types as
-ObjectPlans: how each field is computed in SQL from a row, and how nested lists and connections
-are reached. When every selected field of every root field is covered, the operation becomes one
+checks ran), the Planner extension tries to compile it. ObjectPlans (in plans.py) say for each
+hot type how each field is computed in SQL from a row, and how nested lists and connections are
+reached. When every selected field of every root field is covered, the operation becomes one
 SELECT that returns the `data` object as JSON text, which the endpoint sends without decoding:
 no resolver runs and Python touches no value. Anything the plans do not cover (a field, a
 mutation, an argument value they cannot read) raises Unplannable and the operation runs the
@@ -329,6 +329,10 @@ PlanCache = LRUCache[tuple[str, str | None, str], CompiledPlan | None]
 tenant is in a plan (row-level security supplies it), so tenants share them."""
 
 
+MAX_CACHED_KEY = 20_000
+"""Characters of query and variables beyond which a plan is not kept (bounds the cache's memory)."""
+
+
 def plan_cache(size: int = 2048) -> PlanCache:
     return LRUCache(maxsize=size)
 
@@ -353,7 +357,9 @@ class Planner(SchemaExtension):
             if key in self.cache:
                 plan = self.cache[key]
             else:
-                plan = self.cache[key] = self._plan(context.context.session.bind.dialect)
+                plan = self._plan(context.context.session.bind.dialect)
+                if len(key[0]) + len(key[2]) <= MAX_CACHED_KEY:
+                    self.cache[key] = plan
             if plan is not None:
                 data = await context.context.run(_fetch_json, plan)
                 context.result = ExecutionResult(data=PlannedData(data), errors=None)  # type: ignore[arg-type]
