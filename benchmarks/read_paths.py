@@ -4,10 +4,13 @@
 
 Builds a multi-tenant dataset with SQL in a scratch database on BRANDLOOP_DATABASE_URL's server
 (or the embedded PostgreSQL): 50 tenants, one holding 40% of the rows; at --scale 1, 200,000
-customers with ~2 tags each, 2.2 million orders with 2 lines each. Starts `brandloop serve`
-(one process) with the planner on, then off; checks both give the same data; drives each
-operation with wrk (concurrency 8) and prints req/s, latency and the ratio. Needs `wrk`
-(Debian: apt-get install wrk). Not a test: nothing is asserted.
+customers with ~2 tags each, 2 million orders with 2 lines each. Then, one after the other, it
+serves the same operations from: `brandloop serve` (one process) with the planner, the same
+without it, PostGraphile 4 (benchmarks/postgraphile, over the same tables as the same role under
+the same row-level security, the tenant taken from a header), and a floor server (one
+hand-written SQL statement per operation). It checks that all return the same data, drives each
+with wrk (concurrency 8) and prints req/s, latency, the server process's CPU per request, and the
+ratios. Needs wrk (apt-get install wrk) and node with npm. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -36,20 +42,43 @@ from brandloop.auth.permissions import Role
 from brandloop.db import embedded, migrate
 from brandloop.db.engine import create_engine
 from brandloop.db.session import tenant_transaction
+from brandloop.graphql.relay import global_id, parse_global_id
+
+HERE = Path(__file__).resolve().parent
 
 OPERATIONS = {
-    "page of 50 customers, tags, last 5 orders": (
+    "page": (  # a page of 50 customers with tags and their last 5 orders
         "{ customers(first: 50) { totalCount pageInfo { hasNextPage endCursor } edges { node { id displayName email "
         "lifecycleStage tags { name } orders(first: 5) { edges { node { id channel status placedAt total { amount currency } } } } } } } }"
     ),
-    "one customer with 20 orders": (
+    "customer": (  # one customer with 20 orders and their lines
         "query($id: ID!) { customer(id: $id) { id displayName email phone createdAt identities { kind value } "
         "orders(first: 20) { totalCount edges { node { id externalId status placedAt total { amount currency } "
         "lines { sku quantity unitPrice { amount } } } } } } }"
     ),
-    "orders page by channel and time": (
+    "orders": (  # a page of orders filtered by channel and time
         '{ orders(first: 50, filter: {channel: "shopee", placedAfter: "2026-01-01T00:00:00Z", placedBefore: "2026-07-01T00:00:00Z"}) '
         "{ pageInfo { hasNextPage } edges { node { id externalId status placedAt total { amount currency } customer { id displayName } } } } }"
+    ),
+}
+
+# The same operations in PostGraphile's schema (its default inflection of our composite keys).
+POSTGRAPHILE = {
+    "page": (
+        "{ allCustomers(first: 50, orderBy: ID_ASC, condition: {mergedIntoId: null}) { totalCount pageInfo { hasNextPage endCursor } "
+        "nodes { id displayName email lifecycleStage customerTagsByTenantIdAndCustomerId { nodes { tagByTenantIdAndTagId { name } } } "
+        "ordersByTenantIdAndCustomerId(first: 5, orderBy: ID_ASC) { nodes { id channel status placedAt total currency } } } } }"
+    ),
+    "customer": (
+        "query($id: UUID!, $t: UUID!) { customerByTenantIdAndId(tenantId: $t, id: $id) { id displayName email phone createdAt "
+        "customerIdentitiesByTenantIdAndCustomerId { nodes { kind value } } "
+        "ordersByTenantIdAndCustomerId(first: 20, orderBy: ID_ASC) { totalCount nodes { id externalId status placedAt total currency "
+        "orderLinesByTenantIdAndOrderId(orderBy: LINE_NO_ASC) { nodes { sku quantity unitPrice } } } } } }"
+    ),
+    "orders": (
+        '{ allOrders(first: 50, orderBy: ID_ASC, filter: {channel: {equalTo: "shopee"}, placedAt: '
+        '{greaterThanOrEqualTo: "2026-01-01T00:00:00Z", lessThan: "2026-07-01T00:00:00Z"}}) '
+        "{ pageInfo { hasNextPage } nodes { id externalId status placedAt total currency customerByTenantIdAndCustomerId { id displayName } } } }"
     ),
 }
 
@@ -101,8 +130,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def build(url: str, scale: float) -> tuple[str, str]:
-    """Load the dataset; returns an API key of the biggest tenant and a customer with 20 orders."""
+async def build(url: str, scale: float) -> tuple[str, str, str]:
+    """Load the dataset; returns an API key of the biggest tenant, its id, and a customer of it
+    with 20 orders (as a global id)."""
     engine = create_engine(url)
     await migrate.upgrade(engine)
     started = time.perf_counter()
@@ -137,47 +167,50 @@ async def build(url: str, scale: float) -> tuple[str, str]:
     async with tenant_transaction(engine, tenant_id) as session:
         key = (await auth.create_api_key(session, name="bench", role=Role.VIEWER, actor="bench")).secret
     await engine.dispose()
-    global_id = __import__("brandloop.graphql.relay", fromlist=["global_id"]).global_id(
-        "Customer", customer_id
-    )
-    return key, global_id
+    return key, str(tenant_id), global_id("Customer", customer_id)
 
 
-def serve(url: str, planner: bool, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+@dataclass
+class Server:
+    """One server under test: how to start it, and each operation's request as wrk sends it."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    requests: dict[str, tuple[str, str, dict[str, str]]]
+    """operation -> (path, body, headers)"""
+
+
+def start(server: Server) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANDLOOP_")}
-    env.update(
-        BRANDLOOP_DATABASE_URL=url,
-        BRANDLOOP_PLANNER=str(planner).lower(),
-        BRANDLOOP_LOG_LEVEL="WARNING",
-        BRANDLOOP_DATA_DIR=str(data_dir),
-        BRANDLOOP_ENVIRONMENT="development",
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("BRANDLOOP_")}
+        | server.env
+        | {"PORT": str(port)}
     )
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "brandloop"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [part.replace("{port}", str(port)) for part in server.command]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    path, body, headers = next(iter(server.requests.values()))
+    for _ in range(600):
         try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
+            if httpx.post(f"{base}{path}", content=body, headers=headers).status_code == 200:
                 return process, base
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("brandloop serve did not start")
+    raise RuntimeError(f"{server.name} did not start")
 
 
-def wrk(base: str, key: str, body: str, seconds: int, workdir: Path) -> dict[str, float]:
+def wrk(
+    base: str, path: str, body: str, headers: dict[str, str], seconds: int, workdir: Path
+) -> dict[str, float]:
     script = workdir / "post.lua"
-    script.write_text(
-        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-        f'wrk.headers["Content-Type"] = "application/json"\nwrk.headers["Authorization"] = "Bearer {key}"\n'
-    )
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    script.write_text("\n".join(lines) + "\n")
     out = subprocess.run(
-        ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(script), f"{base}/graphql"],
+        ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(script), f"{base}{path}"],
         capture_output=True,
         text=True,
         check=True,
@@ -189,17 +222,160 @@ def wrk(base: str, key: str, body: str, seconds: int, workdir: Path) -> dict[str
         value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rate, "p50": latency("50"), "p99": latency("99")}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "p50": latency("50"),
+        "p99": latency("99"),
+    }
+
+
+def _uuid(value: str) -> str:
+    """A plain uuid from a Brandloop global id, or the uuid itself."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return str(parse_global_id(value)[1])
+
+
+def canonical(operation: str, data: dict[str, Any]) -> Any:
+    """The data every server must agree on, whatever its schema's shape."""
+    amount = lambda v: int(v["amount"] if isinstance(v, dict) else v)  # noqa: E731
+    if operation == "page":
+        conn = data.get("customers") or data["allCustomers"]
+        nodes = [e["node"] for e in conn["edges"]] if "edges" in conn else conn["nodes"]
+        return conn["totalCount"], [
+            (
+                _uuid(c["id"]),
+                c["displayName"],
+                c["email"],
+                sorted(
+                    t["name"]
+                    for t in c.get("tags")
+                    or [x["tagByTenantIdAndTagId"] for x in c["customerTagsByTenantIdAndCustomerId"]["nodes"]]
+                ),
+                [
+                    (_uuid(o["id"]), o["channel"], o["status"].lower(), amount(o["total"]))
+                    for o in (
+                        [e["node"] for e in c["orders"]["edges"]]
+                        if isinstance(c.get("orders"), dict)
+                        else c.get("orders") or c["ordersByTenantIdAndCustomerId"]["nodes"]
+                    )
+                ],
+            )
+            for c in nodes
+        ]
+    if operation == "customer":
+        c = data.get("customer") or data["customerByTenantIdAndId"]
+        orders = c.get("orders") or c["ordersByTenantIdAndCustomerId"]
+        order_nodes = [e.get("node", e) for e in orders["edges"]] if "edges" in orders else orders["nodes"]
+        identities = c.get("identities") or c["customerIdentitiesByTenantIdAndCustomerId"]["nodes"]
+        return (
+            _uuid(c["id"]),
+            c["displayName"],
+            c["email"],
+            c["phone"],
+            sorted((i["kind"].lower(), i["value"]) for i in identities),
+            orders["totalCount"],
+            [
+                (
+                    _uuid(o["id"]),
+                    o["externalId"],
+                    o["status"].lower(),
+                    amount(o["total"]),
+                    [
+                        (x["sku"], x["quantity"], amount(x["unitPrice"]))
+                        for x in (o.get("lines") or o["orderLinesByTenantIdAndOrderId"]["nodes"])
+                    ],
+                )
+                for o in order_nodes
+            ],
+        )
+    conn = data["orders"] if "orders" in data else data["allOrders"]
+    nodes = (
+        [e["node"] for e in conn["edges"]]
+        if isinstance(conn, dict) and "edges" in conn
+        else conn
+        if isinstance(conn, list)
+        else conn["nodes"]
+    )
+    return [
+        (
+            _uuid(o["id"]),
+            o["externalId"],
+            o["status"].lower(),
+            amount(o["total"]),
+            _uuid((o.get("customer") or o["customerByTenantIdAndCustomerId"])["id"]),
+        )
+        for o in nodes
+    ]
+
+
+def servers(url: str, key: str, tenant_id: str, customer: str, workdir: Path) -> list[Server]:
+    python = str(Path(sys.executable).parent)
+    plain_url = make_url(url).set(drivername="postgresql").render_as_string(False)
+    bearer = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    ours = {
+        op: ("/graphql", json.dumps({"query": query, "variables": {"id": customer}}), bearer)
+        for op, query in OPERATIONS.items()
+    }
+    brandloop_env = {
+        "BRANDLOOP_DATABASE_URL": url,
+        "BRANDLOOP_LOG_LEVEL": "WARNING",
+        "BRANDLOOP_DATA_DIR": str(workdir),
+    }
+    tenant = {"X-Tenant-Id": tenant_id, "Content-Type": "application/json"}
+    postgraphile = {
+        op: (
+            "/graphql",
+            json.dumps({"query": query, "variables": {"id": _uuid(customer), "t": tenant_id}}),
+            tenant,
+        )
+        for op, query in POSTGRAPHILE.items()
+    }
+    floor = {
+        op: (f"/{op}" + (f"?id={_uuid(customer)}" if op == "customer" else ""), "", tenant)
+        for op in OPERATIONS
+    }
+    return [
+        Server(
+            "Brandloop (planned)",
+            [f"{python}/brandloop", "serve", "--port", "{port}"],
+            brandloop_env | {"BRANDLOOP_PLANNER": "true"},
+            ours,
+        ),
+        Server(
+            "Brandloop (resolvers)",
+            [f"{python}/brandloop", "serve", "--port", "{port}"],
+            brandloop_env | {"BRANDLOOP_PLANNER": "false"},
+            ours,
+        ),
+        Server(
+            "PostGraphile 4",
+            ["node", str(HERE / "postgraphile" / "server.js")],
+            {"DATABASE_URL": plain_url},
+            postgraphile,
+        ),
+        Server(
+            "floor (SQL only)",
+            [f"{python}/python", str(HERE / "floor_server.py"), "{port}"],
+            {"DATABASE_URL": plain_url},
+            floor,
+        ),
+    ]
 
 
 def main(scale: float, seconds: int) -> None:
-    server = os.environ.get("BRANDLOOP_DATABASE_URL")
+    if not (HERE / "postgraphile" / "node_modules").exists():
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=HERE / "postgraphile", check=True
+        )
+    server_url = os.environ.get("BRANDLOOP_DATABASE_URL")
     workdir = Path(tempfile.mkdtemp(prefix="brandloop-reads-"))
-    server = server or embedded.start(workdir)
+    server_url = server_url or embedded.start(workdir)
     name = f"brandloop_reads_{uuid.uuid4().hex[:8]}"
-    admin_url = make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False)
-    url = make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+    admin_url = make_url(server_url).set(drivername="postgresql+asyncpg").render_as_string(False)
+    url = make_url(server_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
 
     async def admin(sql: str) -> None:
         engine = create_engine(admin_url)
@@ -212,36 +388,46 @@ def main(scale: float, seconds: int) -> None:
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores; wrk -t2 -c8 -d{seconds}s per operation"
         )
-        key, customer = asyncio.run(build(url, scale))
-        bodies = {
-            op: json.dumps({"query": query, "variables": {"id": customer}})
-            for op, query in OPERATIONS.items()
-        }
-        results: dict[str, dict[bool, dict[str, float]]] = {op: {} for op in OPERATIONS}
-        answers: dict[bool, dict[str, object]] = {}
-        for planner in (True, False):
-            process, base = serve(url, planner, workdir)
+        key, tenant_id, customer = asyncio.run(build(url, scale))
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        answers: dict[str, dict[str, Any]] = {}
+        for server in servers(url, key, tenant_id, customer, workdir):
+            process, base = start(server)
             try:
-                headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-                answers[planner] = {
-                    op: httpx.post(f"{base}/graphql", content=b, headers=headers).json()["data"]
-                    for op, b in bodies.items()
+                answers[server.name] = {
+                    op: canonical(
+                        op, httpx.post(f"{base}{path}", content=body, headers=headers).json()["data"]
+                    )
+                    for op, (path, body, headers) in server.requests.items()
                 }
-                for op, body in bodies.items():
-                    results[op][planner] = wrk(base, key, body, seconds, workdir)
+                results[server.name] = {}
+                for op, (path, body, headers) in server.requests.items():
+                    cpu = psutil.Process(process.pid).cpu_times()
+                    result = wrk(base, path, body, headers, seconds, workdir)
+                    spent = psutil.Process(process.pid).cpu_times()
+                    result["cpu_ms"] = (
+                        (spent.user + spent.system - cpu.user - cpu.system) * 1000 / result["requests"]
+                    )
+                    results[server.name][op] = result
             finally:
                 process.send_signal(signal.SIGINT)
                 process.wait(timeout=30)
-        print("same data planned and unplanned:", answers[True] == answers[False])
+        reference = answers["floor (SQL only)"]
+        for name_, answer in answers.items():
+            print(f"{name_}: same data as the floor: {answer == reference}")
         print(
-            f"{'operation':45} {'planned req/s':>14} {'p50 ms':>7} {'p99 ms':>7} {'resolvers req/s':>16} {'p50 ms':>7} {'ratio':>6}"
+            f"{'operation':10} {'server':24} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'app CPU ms/req':>15}"
         )
-        for op, by in results.items():
-            on, off = by[True], by[False]
-            print(
-                f"{op:45} {on['rps']:14.0f} {on['p50']:7.1f} {on['p99']:7.1f} {off['rps']:16.0f} {off['p50']:7.1f} "
-                f"{on['rps'] / off['rps']:6.1f}"
+        for op in OPERATIONS:
+            for name_, by_op in results.items():
+                r = by_op[op]
+                print(
+                    f"{op:10} {name_:24} {r['rps']:7.0f} {r['p50']:7.1f} {r['p99']:7.1f} {r['cpu_ms']:15.2f}"
+                )
+            ours, graphile, floor = (
+                results[n][op]["rps"] for n in ("Brandloop (planned)", "PostGraphile 4", "floor (SQL only)")
             )
+            print(f"{op:10} Brandloop/PostGraphile {ours / graphile:.2f}, Brandloop/floor {ours / floor:.2f}")
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
