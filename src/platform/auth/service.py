@@ -19,7 +19,7 @@ from brandloop.auth.permissions import Principal, Role
 from brandloop.db.base import keyset_page
 from brandloop.db.session import current_tenant, enter_api_key_lookup, enter_tenant
 from brandloop.errors import InvalidInput, Problem, Unauthenticated
-from brandloop.tenancy.service import active_tenant
+from brandloop.tenancy.service import active_tenant, tenant_status
 
 KEY_MARK = "blk"
 MAX_NAME_LENGTH = 100
@@ -122,20 +122,26 @@ async def _revoke(session: AsyncSession, key: ApiKey | None, actor: str) -> ApiK
 
 
 async def authenticate_api_key(session: AsyncSession, credential: str) -> Principal:
-    """Find the key by its prefix, check its secret, and enter its tenant in the session."""
+    """Find the key by its prefix (with its tenant's status), check its secret, and enter its
+    tenant in the session: three statements."""
     parts = credential.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_MARK:
         raise Unauthenticated("The API key is malformed. Use the whole key as it was shown once.")
     prefix = parts[1]
     await enter_api_key_lookup(session, prefix)
-    key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if key is None or not hmac.compare_digest(key.digest, _digest(credential)):
+    found = (
+        await session.execute(select(ApiKey, tenant_status(ApiKey.tenant_id)).where(ApiKey.prefix == prefix))
+    ).first()
+    if found is None or not hmac.compare_digest(found[0].digest, _digest(credential)):
         raise Unauthenticated("The API key is not valid.")
+    key, status = found
     now = datetime.now(UTC)
     if key.revoked_at is not None:
         raise Unauthenticated("The API key has been revoked. Ask an admin for a new one.")
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthenticated("The API key has expired. Ask an admin for a new one.")
+    if status != "active":
+        raise Unauthenticated("This tenant does not exist or is suspended.")
     await enter_tenant(session, key.tenant_id)
     if key.last_used_at is None or key.last_used_at < now - LAST_USED_PRECISION:
         key.last_used_at = now
@@ -146,9 +152,8 @@ async def authenticate_api_key(session: AsyncSession, credential: str) -> Princi
 async def authenticate(session: AsyncSession, credential: str, verifier: JwtVerifier) -> Principal:
     """Who the bearer credential names; enters its tenant in the session, which must be active."""
     if looks_like_api_key(credential):
-        principal = await authenticate_api_key(session, credential)
-    else:
-        principal = await verifier.verify(credential)
-        await enter_tenant(session, principal.tenant_id)
+        return await authenticate_api_key(session, credential)
+    principal = await verifier.verify(credential)
+    await enter_tenant(session, principal.tenant_id)
     await active_tenant(session)
     return principal
