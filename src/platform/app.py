@@ -24,8 +24,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry import Schema
 from strawberry.http.ides import get_graphql_ide_html
+from strawberry.types import ExecutionResult
 
 from brandloop.auth.jwt import JwtVerifier
+from brandloop.auth.permissions import Principal
 from brandloop.auth.service import authenticate
 from brandloop.db import migrate
 from brandloop.db.engine import create_engine, resolve_url
@@ -33,9 +35,9 @@ from brandloop.db.session import new_session
 from brandloop.errors import Unauthenticated
 from brandloop.graphql.context import RequestContext
 from brandloop.graphql.errors import format_error
-from brandloop.graphql.planner import PlannedData
+from brandloop.graphql.planner import CompiledPlan, PlanCache, PlannedData, fetch_json, plan_cache, plan_key
 from brandloop.graphql.schema import create_schema
-from brandloop.observability import HTTP_REQUESTS, HTTP_SECONDS
+from brandloop.observability import HTTP_REQUESTS, HTTP_SECONDS, observe_operation
 from brandloop.settings import Settings, get_settings
 
 log = structlog.get_logger("brandloop.app")
@@ -52,6 +54,17 @@ class Runtime:
     engine: AsyncEngine
     schema: Schema
     verifier: JwtVerifier
+    plans: PlanCache
+
+    def cached_plan(self, payload: dict[str, Any], principal: Principal) -> CompiledPlan | None:
+        """The compiled plan of an identical earlier request, if the caller may run it."""
+        if not self.settings.planner:
+            return None
+        key = plan_key(payload["query"], payload.get("operationName"), payload.get("variables"))
+        plan = self.plans.get(key) if key is not None else None
+        if plan is None or not all(principal.can(p) for p in plan.permissions):
+            return None
+        return plan
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -108,13 +121,24 @@ async def graphql(request: Request) -> Response:
         except Unauthenticated as error:
             return _error(401, error.code, str(error))
         structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
-        context = RequestContext(principal, session, runtime.settings, request_id)
-        result = await runtime.schema.execute(
-            payload["query"],
-            variable_values=payload.get("variables"),
-            context_value=context,
-            operation_name=payload.get("operationName"),
-        )
+        plan = runtime.cached_plan(payload, principal)
+        if plan is not None:
+            # Answered before: parsed, validated, checked and compiled then; run the statement.
+            started = time.perf_counter()
+            data = await fetch_json(session, plan)
+            observe_operation(plan.label, time.perf_counter() - started, failed=False)
+            cost = {"requested": plan.cost, "maximum": runtime.settings.max_query_cost}
+            result = ExecutionResult(
+                data=PlannedData(data), errors=None, extensions={"cost": cost, "planned": True}
+            )  # type: ignore[arg-type]
+        else:
+            context = RequestContext(principal, session, runtime.settings, request_id)
+            result = await runtime.schema.execute(
+                payload["query"],
+                variable_values=payload.get("variables"),
+                context_value=context,
+                operation_name=payload.get("operationName"),
+            )
         # The transaction has committed: only now may the client hear that writes succeeded.
     if isinstance(result.data, PlannedData):
         # PostgreSQL wrote the data: splice its JSON text in rather than decode and re-encode it.
@@ -210,7 +234,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(resolve_url(settings), settings.database_pool_size)
-        app.state.runtime = Runtime(settings, engine, create_schema(settings), JwtVerifier(settings))
+        plans = plan_cache()
+        app.state.runtime = Runtime(
+            settings, engine, create_schema(settings, plans), JwtVerifier(settings), plans
+        )
         try:
             yield
         finally:

@@ -77,12 +77,17 @@ class OperationMetrics(SchemaExtension):
         result = context.result
         failed = result is None or bool(result.errors)
         # A refused document may name fields that do not exist: keep them out of the labels.
-        label = "rejected" if result is None or result.data is None else _label(context)
-        GRAPHQL_SECONDS.labels(label).observe(time.perf_counter() - started)
-        GRAPHQL_REQUESTS.labels(label, "error" if failed else "ok").inc()
+        label = "rejected" if result is None or result.data is None else operation_label(context)
+        observe_operation(label, time.perf_counter() - started, failed)
 
 
-def _label(context: ExecutionContext) -> str:
+def observe_operation(label: str, seconds: float, failed: bool) -> None:
+    GRAPHQL_SECONDS.labels(label).observe(seconds)
+    GRAPHQL_REQUESTS.labels(label, "error" if failed else "ok").inc()
+
+
+def operation_label(context: ExecutionContext) -> str:
+    """Type and first root field, e.g. `query customers`: bounded by the schema, not by clients."""
     document, operation_name = context.graphql_document, context.operation_name
     for definition in document.definitions if document else ():
         if isinstance(definition, OperationDefinitionNode) and (

@@ -302,3 +302,21 @@ async def test_a_plan_compiled_for_one_tenant_serves_another_its_own_data(
         "customers": {"totalCount": 1, "edges": [{"node": {"displayName": "Only Mine"}}]}
     }
     assert first["data"]["customers"]["totalCount"] == 5
+
+
+async def test_a_repeated_request_answers_from_its_cached_plan(
+    gql: GraphQLClient, shop: dict[str, Any], engine: AsyncEngine
+) -> None:
+    query = "query($n: Int) { orders(first: $n) { totalCount edges { node { externalId } } } }"
+    first = await gql(shop["tenant"].key, query, {"n": 3})
+    again = await gql(shop["tenant"].key, query, {"n": 3})
+    assert again == first
+    assert again["extensions"] == {"cost": {"requested": 7, "maximum": 50_000}, "planned": True}
+    # New data is seen at once: plans hold SQL, never results.
+    await gql.data(
+        shop["tenant"].key,
+        """mutation { recordOrder(input: {channel: "shopee", externalId: "O-NEW", status: PAID, currency: "CNY",
+             total: 1, placedAt: "2026-11-01T00:00:00Z", lines: []}) { userErrors { code } } }""",
+    )
+    after = await gql(shop["tenant"].key, query, {"n": 3})
+    assert after["data"]["orders"]["totalCount"] == first["data"]["orders"]["totalCount"] + 1

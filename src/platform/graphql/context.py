@@ -27,6 +27,8 @@ class RequestContext:
     session: AsyncSession
     settings: Settings
     request_id: str
+    cost: int | None = None
+    """The operation's cost, as the cost check computed it (cached plans keep it)."""
     # Sibling fields resolve concurrently, but the transaction's one connection serves one
     # statement at a time; DataLoaders batch, so serialising loses nothing.
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -49,7 +49,7 @@ class QueryCost(SchemaExtension):
             root = schema.get_root_type(operation.operation) if operation else None
             if operation is not None and root is not None:
                 walker = _Walker(schema, fragments, context.variables or {})
-                self.cost = walker.selection_cost(root, operation.selection_set)
+                self.cost = context.context.cost = walker.selection_cost(root, operation.selection_set)
                 if self.cost > self.maximum:
                     context.result = ExecutionResult(
                         data=None,

@@ -50,6 +50,7 @@ from strawberry.utils.str_converters import to_camel_case
 from brandloop.auth.permissions import Permission
 from brandloop.errors import ApiError, InvalidInput
 from brandloop.graphql.relay import check_page_size, parse_cursor
+from brandloop.observability import operation_label
 
 T = TypeVar("T")
 Row = dict[str, KeyedColumnElement[Any]]
@@ -320,11 +321,26 @@ class RootPlan:
 
 @dataclass(frozen=True, slots=True)
 class CompiledPlan:
+    """Everything needed to answer the same request again without parsing or validating it."""
+
     sql: str
     parameters: tuple[Any, ...]
+    permissions: frozenset[Permission]
+    cost: int | None
+    label: str
+    """The operation's metrics label."""
 
 
-PlanCache = LRUCache[tuple[str, str | None, str], CompiledPlan | None]
+PlanKey = tuple[str, str | None, str]
+
+
+def plan_key(query: str, operation_name: str | None, variables: dict[str, Any] | None) -> PlanKey | None:
+    """The cache key of a request; None when it is too big to keep (bounds the cache's memory)."""
+    key = (query, operation_name, json.dumps(variables or {}, sort_keys=True, default=str))
+    return key if len(key[0]) + len(key[2]) <= MAX_CACHED_KEY else None
+
+
+PlanCache = LRUCache[PlanKey, CompiledPlan | None]
 """Compiled statements by (query, operation, variables); None remembers "not plannable". No
 tenant is in a plan (row-level security supplies it), so tenants share them."""
 
@@ -349,19 +365,15 @@ class Planner(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
         if context.result is None and context.query is not None and self._allowed():
-            key = (
-                context.query,
-                context.operation_name,
-                json.dumps(context.variables, sort_keys=True, default=str),
-            )
-            if key in self.cache:
+            key = plan_key(context.query, context.operation_name, context.variables)
+            if key is not None and key in self.cache:
                 plan = self.cache[key]
             else:
                 plan = self._plan(context.context.session.bind.dialect)
-                if len(key[0]) + len(key[2]) <= MAX_CACHED_KEY:
+                if key is not None:
                     self.cache[key] = plan
             if plan is not None:
-                data = await context.context.run(_fetch_json, plan)
+                data = await context.context.run(fetch_json, plan)
                 context.result = ExecutionResult(data=PlannedData(data), errors=None)  # type: ignore[arg-type]
                 self.planned = True
         yield
@@ -386,7 +398,25 @@ class Planner(SchemaExtension):
         # Lists (IN ...) are expanded now, so that the SQL and its parameters are final.
         compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         values = compiled.construct_params()
-        return CompiledPlan(compiled.string, tuple(values[name] for name in compiled.positiontup or ()))
+        context = self.execution_context
+        return CompiledPlan(
+            sql=compiled.string,
+            parameters=tuple(values[name] for name in compiled.positiontup or ()),
+            permissions=frozenset(self.roots[name].permission for name in self._root_names()),
+            cost=context.context.cost,
+            label=operation_label(context),
+        )
+
+    def _root_names(self) -> set[str]:
+        document = self.execution_context.graphql_document
+        definitions = document.definitions if document else ()
+        return {
+            selection.name.value
+            for definition in definitions
+            if isinstance(definition, OperationDefinitionNode)
+            for selection in definition.selection_set.selections
+            if isinstance(selection, FieldNode) and selection.name.value in self.roots
+        }
 
     def get_results(self) -> dict[str, Any]:
         return {"planned": True} if self.planned else {}
@@ -425,7 +455,7 @@ class Planner(SchemaExtension):
         return select(func.json_build_object(*pairs).cast(Text))
 
 
-async def _fetch_json(session: Any, plan: CompiledPlan) -> str:
+async def fetch_json(session: Any, plan: CompiledPlan) -> str:
     # Already compiled: straight to the driver (prepared statements are cached per connection).
     connection = await session.connection()
     return str((await connection.exec_driver_sql(plan.sql, plan.parameters)).scalar_one())

@@ -31,7 +31,7 @@ from brandloop.graphql.context import Info
 from brandloop.graphql.errors import INTERNAL, error_code
 from brandloop.graphql.limits import QueryCost
 from brandloop.graphql.permissions import Needs
-from brandloop.graphql.planner import Planner, plan_cache
+from brandloop.graphql.planner import PlanCache, Planner, plan_cache
 from brandloop.graphql.plans import ROOTS
 from brandloop.graphql.relay import Node, parse_global_id
 from brandloop.graphql.scalars import SCALARS
@@ -91,10 +91,10 @@ class Schema(strawberry.Schema):
                 log.error("unexpected error", path=error.path, exc_info=error.original_error)
 
 
-def create_schema(settings: Settings) -> strawberry.Schema:
+def create_schema(settings: Settings, plans: PlanCache | None = None) -> strawberry.Schema:
     # The limiters' validation rules are made once: strawberry's limiter extensions make a new
     # rule class per instance, and new classes per request would defeat the validation cache.
-    plans = plan_cache()
+    plans = plans if plans is not None else plan_cache()
     limits: list[type[ASTValidationRule]] = [
         query_depth_limiter.create_validator(settings.max_query_depth, None),
         max_aliases.create_validator(settings.max_aliases),
