@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.audit import service as audit
@@ -129,23 +129,33 @@ async def authenticate_api_key(session: AsyncSession, credential: str) -> Princi
         raise Unauthenticated("The API key is malformed. Use the whole key as it was shown once.")
     prefix = parts[1]
     await enter_api_key_lookup(session, prefix)
-    found = (
-        await session.execute(select(ApiKey, tenant_status(ApiKey.tenant_id)).where(ApiKey.prefix == prefix))
+    # Columns, not an ORM object: this runs on every request.
+    key = (
+        await session.execute(
+            select(
+                ApiKey.id,
+                ApiKey.tenant_id,
+                ApiKey.digest,
+                ApiKey.role,
+                ApiKey.expires_at,
+                ApiKey.last_used_at,
+                ApiKey.revoked_at,
+                tenant_status(ApiKey.tenant_id).label("status"),
+            ).where(ApiKey.prefix == prefix)
+        )
     ).first()
-    if found is None or not hmac.compare_digest(found[0].digest, _digest(credential)):
+    if key is None or not hmac.compare_digest(key.digest, _digest(credential)):
         raise Unauthenticated("The API key is not valid.")
-    key, status = found
     now = datetime.now(UTC)
     if key.revoked_at is not None:
         raise Unauthenticated("The API key has been revoked. Ask an admin for a new one.")
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthenticated("The API key has expired. Ask an admin for a new one.")
-    if status != "active":
+    if key.status != "active":
         raise Unauthenticated("This tenant does not exist or is suspended.")
     await enter_tenant(session, key.tenant_id)
     if key.last_used_at is None or key.last_used_at < now - LAST_USED_PRECISION:
-        key.last_used_at = now
-        await session.flush()
+        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
     return Principal(tenant_id=key.tenant_id, role=Role(key.role), subject=f"api_key:{prefix}")
 
 
