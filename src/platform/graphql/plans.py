@@ -8,6 +8,7 @@ use the services' own query builders, so filters and paging mean the same on bot
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from graphql import FieldNode, GraphQLObjectType
@@ -209,37 +210,55 @@ def _one(plan: ObjectPlan, model: Any, type_name: str) -> Any:
     return build
 
 
-def _customers(scope: Scope, parent: GraphQLObjectType, node: FieldNode) -> ColumnElement[Any]:
-    given = scope.input(node, parent, "filter", CustomerFilterInput)
-    flt = given.to_filter() if given else customers.CustomerFilter()
-    return connection(
-        scope,
-        parent,
-        node,
-        type_name="CustomerConnection",
-        node_plan=CUSTOMER,
-        page=lambda first, after: customers.customers_page(flt, first, after),
-        count=lambda: customers.customers_count(flt),
-    )
+def _listing(
+    filter_input: Any,
+    default_filter: Any,
+    type_name: str,
+    node_plan: ObjectPlan,
+    page: Callable[[Any, int, uuid.UUID | None], Select[Any]],
+    count: Callable[[Any], Select[Any]],
+) -> Any:
+    """A root connection with a `filter` argument, paged and counted by its service's builders."""
 
+    def build(scope: Scope, parent: GraphQLObjectType, node: FieldNode) -> ColumnElement[Any]:
+        given = scope.input(node, parent, "filter", filter_input)
+        flt = given.to_filter() if given else default_filter
+        return connection(
+            scope,
+            parent,
+            node,
+            type_name=type_name,
+            node_plan=node_plan,
+            page=lambda first, after: page(flt, first, after),
+            count=lambda: count(flt),
+        )
 
-def _orders(scope: Scope, parent: GraphQLObjectType, node: FieldNode) -> ColumnElement[Any]:
-    given = scope.input(node, parent, "filter", OrderFilterInput)
-    flt = given.to_filter() if given else orders.OrderFilter()
-    return connection(
-        scope,
-        parent,
-        node,
-        type_name="OrderConnection",
-        node_plan=ORDER,
-        page=lambda first, after: orders.orders_page(flt, first, after),
-        count=lambda: orders.orders_count(flt),
-    )
+    return build
 
 
 ROOTS = {
-    "customers": RootPlan(Permission.CUSTOMERS_READ, _customers),
+    "customers": RootPlan(
+        Permission.CUSTOMERS_READ,
+        _listing(
+            CustomerFilterInput,
+            customers.CustomerFilter(),
+            "CustomerConnection",
+            CUSTOMER,
+            customers.customers_page,
+            customers.customers_count,
+        ),
+    ),
     "customer": RootPlan(Permission.CUSTOMERS_READ, _one(CUSTOMER, Customer, "Customer")),
-    "orders": RootPlan(Permission.ORDERS_READ, _orders),
+    "orders": RootPlan(
+        Permission.ORDERS_READ,
+        _listing(
+            OrderFilterInput,
+            orders.OrderFilter(),
+            "OrderConnection",
+            ORDER,
+            orders.orders_page,
+            orders.orders_count,
+        ),
+    ),
     "order": RootPlan(Permission.ORDERS_READ, _one(ORDER, Order, "Order")),
 }
