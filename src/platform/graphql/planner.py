@@ -379,16 +379,10 @@ class Planner(SchemaExtension):
         yield
 
     def _allowed(self) -> bool:
-        """Plans are shared between callers: the caller's permissions are checked each time."""
-        document = self.execution_context.graphql_document
+        """Plans are shared between callers: the caller's permissions are checked each time
+        (a caller without them gets FORBIDDEN from the ordinary path)."""
         principal = self.execution_context.context.principal
-        for definition in document.definitions if document else ():
-            if isinstance(definition, OperationDefinitionNode):
-                for selection in definition.selection_set.selections:
-                    root = self.roots.get(selection.name.value) if isinstance(selection, FieldNode) else None
-                    if root is not None and not principal.can(root.permission):
-                        return False  # the ordinary path answers FORBIDDEN
-        return True
+        return all(principal.can(self.roots[name].permission) for name in self._root_names())
 
     def _plan(self, dialect: Dialect) -> CompiledPlan | None:
         try:
