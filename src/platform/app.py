@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from cachetools import LRUCache
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,6 +44,7 @@ from brandloop.settings import Settings, get_settings
 
 log = structlog.get_logger("brandloop.app")
 
+PERSISTED_QUERIES = 10_000
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics"}
 
@@ -55,6 +58,8 @@ class Runtime:
     schema: Schema
     verifier: JwtVerifier
     plans: PlanCache
+    persisted: LRUCache[str, str]
+    """Persisted queries by SHA-256: each process learns them on its own, as the protocol allows."""
 
     def cached_plan(self, payload: dict[str, Any], principal: Principal) -> CompiledPlan | None:
         """The compiled plan of an identical earlier request, if the caller may run it."""
@@ -93,13 +98,52 @@ async def _read_operation(request: Request, limit: int) -> dict[str, Any] | JSON
         return _error(400, "BAD_REQUEST", "The request body is not valid JSON.")
     if isinstance(payload, list):
         return _error(400, "BAD_REQUEST", "Batched operations are not accepted; send one per request.")
-    if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+    if not isinstance(payload, dict):
+        return _error(400, "BAD_REQUEST", 'Send {"query": "...", "variables": {...}}.')
+    if not isinstance(payload.get("query"), str) and _persisted(payload) is None:
         return _error(400, "BAD_REQUEST", 'Send {"query": "...", "variables": {...}}.')
     if not isinstance(payload.get("variables") or {}, dict):
         return _error(400, "BAD_REQUEST", "`variables` must be an object.")
     if not isinstance(payload.get("operationName") or "", str):
         return _error(400, "BAD_REQUEST", "`operationName` must be a string.")
     return payload
+
+
+def _persisted(payload: dict[str, Any]) -> Any:
+    extensions = payload.get("extensions")
+    return extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+
+
+def _persisted_query(payload: dict[str, Any], persisted: LRUCache[str, str]) -> JSONResponse | None:
+    """Automatic persisted queries (Apollo's protocol): a client sends the query's SHA-256 in
+    place of its text, and the text once when this process does not know it yet. Only
+    authenticated callers get here, so strangers cannot fill the store."""
+    extension = _persisted(payload)
+    if extension is None:
+        return None
+    digest = extension.get("sha256Hash") if isinstance(extension, dict) else None
+    if not isinstance(digest, str) or extension.get("version") != 1:
+        return _error(400, "BAD_REQUEST", "persistedQuery needs version 1 and a sha256Hash.")
+    query = payload.get("query")
+    if isinstance(query, str):
+        if hashlib.sha256(query.encode()).hexdigest() != digest:
+            return _error(
+                400, "PERSISTED_QUERY_HASH_MISMATCH", "The sha256Hash is not the hash of the query."
+            )
+        persisted[digest] = query
+        return None
+    known = persisted.get(digest)
+    if known is None:
+        # Status 200 with this message and code is what APQ clients expect before sending the text.
+        return JSONResponse(
+            {
+                "errors": [
+                    {"message": "PersistedQueryNotFound", "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"}}
+                ]
+            }
+        )
+    payload["query"] = known
+    return None
 
 
 async def graphql(request: Request) -> Response:
@@ -121,6 +165,9 @@ async def graphql(request: Request) -> Response:
         except Unauthenticated as error:
             return _error(401, error.code, str(error))
         structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
+        refused = _persisted_query(payload, runtime.persisted)
+        if refused is not None:
+            return refused
         plan = runtime.cached_plan(payload, principal)
         if plan is not None:
             # Answered before: parsed, validated, checked and compiled then; run the statement.
@@ -236,7 +283,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         engine = create_engine(resolve_url(settings), settings.database_pool_size)
         plans = plan_cache()
         app.state.runtime = Runtime(
-            settings, engine, create_schema(settings, plans), JwtVerifier(settings), plans
+            settings,
+            engine,
+            create_schema(settings, plans),
+            JwtVerifier(settings),
+            plans,
+            persisted=LRUCache(maxsize=PERSISTED_QUERIES),
         )
         try:
             yield
