@@ -9,7 +9,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ClauseElement, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.audit import service as audit
@@ -17,7 +18,7 @@ from brandloop.auth.jwt import JwtVerifier
 from brandloop.auth.models import ApiKey
 from brandloop.auth.permissions import Principal, Role
 from brandloop.db.base import keyset_page
-from brandloop.db.session import current_tenant, enter_api_key_lookup, enter_tenant
+from brandloop.db.session import current_tenant, driver, enter_api_key_lookup, enter_tenant
 from brandloop.errors import InvalidInput, Problem, Unauthenticated
 from brandloop.tenancy.service import active_tenant, tenant_status
 
@@ -121,6 +122,28 @@ async def _revoke(session: AsyncSession, key: ApiKey | None, actor: str) -> ApiK
     return key
 
 
+def _driver_sql(statement: ClauseElement) -> str:
+    """A statement compiled once for asyncpg: authentication runs on every request."""
+    return str(statement.compile(dialect=asyncpg_dialect()))
+
+
+_LOOKUP = _driver_sql(
+    select(
+        ApiKey.id,
+        ApiKey.tenant_id,
+        ApiKey.digest,
+        ApiKey.role,
+        ApiKey.expires_at,
+        ApiKey.last_used_at,
+        ApiKey.revoked_at,
+        tenant_status(ApiKey.tenant_id).label("status"),
+    ).where(ApiKey.prefix == bindparam("prefix"))
+)
+_TOUCH = _driver_sql(
+    update(ApiKey).where(ApiKey.id == bindparam("key_id")).values(last_used_at=bindparam("at"))
+)
+
+
 async def authenticate_api_key(session: AsyncSession, credential: str) -> Principal:
     """Find the key by its prefix (with its tenant's status), check its secret, and enter its
     tenant in the session: three statements."""
@@ -129,34 +152,21 @@ async def authenticate_api_key(session: AsyncSession, credential: str) -> Princi
         raise Unauthenticated("The API key is malformed. Use the whole key as it was shown once.")
     prefix = parts[1]
     await enter_api_key_lookup(session, prefix)
-    # Columns, not an ORM object: this runs on every request.
-    key = (
-        await session.execute(
-            select(
-                ApiKey.id,
-                ApiKey.tenant_id,
-                ApiKey.digest,
-                ApiKey.role,
-                ApiKey.expires_at,
-                ApiKey.last_used_at,
-                ApiKey.revoked_at,
-                tenant_status(ApiKey.tenant_id).label("status"),
-            ).where(ApiKey.prefix == prefix)
-        )
-    ).first()
-    if key is None or not hmac.compare_digest(key.digest, _digest(credential)):
+    connection = await driver(session)
+    key = await connection.fetchrow(_LOOKUP, prefix)
+    if key is None or not hmac.compare_digest(key["digest"], _digest(credential)):
         raise Unauthenticated("The API key is not valid.")
     now = datetime.now(UTC)
-    if key.revoked_at is not None:
+    if key["revoked_at"] is not None:
         raise Unauthenticated("The API key has been revoked. Ask an admin for a new one.")
-    if key.expires_at is not None and key.expires_at <= now:
+    if key["expires_at"] is not None and key["expires_at"] <= now:
         raise Unauthenticated("The API key has expired. Ask an admin for a new one.")
-    if key.status != "active":
+    if key["status"] != "active":
         raise Unauthenticated("This tenant does not exist or is suspended.")
-    await enter_tenant(session, key.tenant_id)
-    if key.last_used_at is None or key.last_used_at < now - LAST_USED_PRECISION:
-        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-    return Principal(tenant_id=key.tenant_id, role=Role(key.role), subject=f"api_key:{prefix}")
+    await enter_tenant(session, key["tenant_id"])
+    if key["last_used_at"] is None or key["last_used_at"] < now - LAST_USED_PRECISION:
+        await connection.execute(_TOUCH, now, key["id"])
+    return Principal(tenant_id=key["tenant_id"], role=Role(key["role"]), subject=f"api_key:{prefix}")
 
 
 async def authenticate(session: AsyncSession, credential: str, verifier: JwtVerifier) -> Principal:

@@ -48,6 +48,7 @@ from strawberry.types import ExecutionResult
 from strawberry.utils.str_converters import to_camel_case
 
 from brandloop.auth.permissions import Permission
+from brandloop.db.session import driver
 from brandloop.errors import ApiError, InvalidInput
 from brandloop.graphql.relay import check_page_size, parse_cursor
 from brandloop.observability import operation_label
@@ -451,8 +452,7 @@ class Planner(SchemaExtension):
 
 async def fetch_json(session: Any, plan: CompiledPlan) -> str:
     # Already compiled: straight to the driver (prepared statements are cached per connection).
-    connection = await session.connection()
-    return str((await connection.exec_driver_sql(plan.sql, plan.parameters)).scalar_one())
+    return str(await (await driver(session)).fetchval(plan.sql, *plan.parameters))
 
 
 def _coerce_variables(
