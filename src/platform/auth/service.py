@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ClauseElement, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,9 +18,9 @@ from brandloop.auth.jwt import JwtVerifier
 from brandloop.auth.models import ApiKey
 from brandloop.auth.permissions import Principal, Role
 from brandloop.db.base import keyset_page
-from brandloop.db.session import current_tenant, driver, enter_api_key_lookup, enter_tenant
+from brandloop.db.session import current_tenant, driver, enter_tenant, entered_tenant
 from brandloop.errors import InvalidInput, Problem, Unauthenticated
-from brandloop.tenancy.service import active_tenant, tenant_status
+from brandloop.tenancy.service import active_tenant
 
 KEY_MARK = "blk"
 MAX_NAME_LENGTH = 100
@@ -122,38 +122,24 @@ async def _revoke(session: AsyncSession, key: ApiKey | None, actor: str) -> ApiK
     return key
 
 
-def _driver_sql(statement: ClauseElement) -> str:
-    """A statement compiled once for asyncpg: authentication runs on every request."""
-    return str(statement.compile(dialect=asyncpg_dialect()))
-
-
-_LOOKUP = _driver_sql(
-    select(
-        ApiKey.id,
-        ApiKey.tenant_id,
-        ApiKey.digest,
-        ApiKey.role,
-        ApiKey.expires_at,
-        ApiKey.last_used_at,
-        ApiKey.revoked_at,
-        tenant_status(ApiKey.tenant_id).label("status"),
-    ).where(ApiKey.prefix == bindparam("prefix"))
-)
-_TOUCH = _driver_sql(
-    update(ApiKey).where(ApiKey.id == bindparam("key_id")).values(last_used_at=bindparam("at"))
+# Checks nothing: it reads the key (with its tenant's status) and enters the key's tenant; the
+# digest is compared here, in constant time. See migration 0008.
+_ENTER_WITH_KEY = text("SELECT * FROM brandloop_enter_with_api_key(:prefix)")
+_TOUCH = str(
+    update(ApiKey)
+    .where(ApiKey.id == bindparam("key_id"))
+    .values(last_used_at=bindparam("at"))
+    .compile(dialect=asyncpg_dialect())
 )
 
 
 async def authenticate_api_key(session: AsyncSession, credential: str) -> Principal:
-    """Find the key by its prefix (with its tenant's status), check its secret, and enter its
-    tenant in the session: three statements."""
+    """Find the key by its prefix, check its secret, and enter its tenant: one statement."""
     parts = credential.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_MARK:
         raise Unauthenticated("The API key is malformed. Use the whole key as it was shown once.")
     prefix = parts[1]
-    await enter_api_key_lookup(session, prefix)
-    connection = await driver(session)
-    key = await connection.fetchrow(_LOOKUP, prefix)
+    key = (await session.execute(_ENTER_WITH_KEY, {"prefix": prefix})).mappings().first()
     if key is None or not hmac.compare_digest(key["digest"], _digest(credential)):
         raise Unauthenticated("The API key is not valid.")
     now = datetime.now(UTC)
@@ -161,11 +147,11 @@ async def authenticate_api_key(session: AsyncSession, credential: str) -> Princi
         raise Unauthenticated("The API key has been revoked. Ask an admin for a new one.")
     if key["expires_at"] is not None and key["expires_at"] <= now:
         raise Unauthenticated("The API key has expired. Ask an admin for a new one.")
-    if key["status"] != "active":
+    if key["tenant_status"] != "active":
         raise Unauthenticated("This tenant does not exist or is suspended.")
-    await enter_tenant(session, key["tenant_id"])
+    entered_tenant(session, key["tenant_id"])
     if key["last_used_at"] is None or key["last_used_at"] < now - LAST_USED_PRECISION:
-        await connection.execute(_TOUCH, now, key["id"])
+        await (await driver(session)).execute(_TOUCH, now, key["id"])
     return Principal(tenant_id=key["tenant_id"], role=Role(key["role"]), subject=f"api_key:{prefix}")
 
 

@@ -21,9 +21,6 @@ _ENTER_TENANT = text(
     "SELECT set_config('role', :role, true), set_config('app.tenant_id', :tenant_id, true),"
     " set_config('app.api_key_prefix', '', true)"
 )
-_ENTER_LOOKUP = text(
-    "SELECT set_config('role', :role, true), set_config('app.api_key_prefix', :prefix, true)"
-)
 
 
 def new_session(engine: AsyncEngine) -> AsyncSession:
@@ -49,9 +46,9 @@ async def enter_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     session.info["tenant_id"] = tenant_id
 
 
-async def enter_api_key_lookup(session: AsyncSession, prefix: str) -> None:
-    """As the app role, allow reading the one API key row with this visible prefix (no tenant)."""
-    await session.execute(_ENTER_LOOKUP, {"role": APP_ROLE, "prefix": prefix})
+def entered_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Record the tenant a database function entered the transaction for (as enter_tenant does)."""
+    session.info["tenant_id"] = tenant_id
 
 
 def current_tenant(session: AsyncSession) -> uuid.UUID:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import list_currencies
-from sqlalchemy import ColumnElement, ScalarSelect, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,11 +51,6 @@ async def list_tenants(session: AsyncSession) -> list[Tenant]:
 
 async def find_tenant(session: AsyncSession, slug: str) -> Tenant | None:
     return await session.scalar(select(Tenant).where(Tenant.slug == slug))
-
-
-def tenant_status(tenant_id: ColumnElement[uuid.UUID]) -> ScalarSelect[str]:
-    """The status of the tenant with this id, as an expression for another query to embed."""
-    return select(Tenant.status).where(Tenant.id == tenant_id).scalar_subquery()
 
 
 async def active_tenant(session: AsyncSession) -> Tenant:
