@@ -1,8 +1,10 @@
 """Identity resolution: which profile each incoming buyer is, for a whole batch at once.
 
 A batch costs a fixed number of statements whatever its size: the tenant's resolution lock, the
-blocklist, the identities already known, the identities their profiles hold, then one insert of
-new profiles and one of new identities. Profiles are matched in Python over those sets.
+blocklist, the digests of erased identities, the identities already known, the identities their
+profiles hold, then one insert of new profiles and one of new identities. Profiles are matched
+in Python over those sets. Automatic merges (a buyer linking two profiles; rare) cost a few
+statements each.
 """
 
 from __future__ import annotations
