@@ -122,10 +122,6 @@ class JwtVerifier:
         )
         self._dev = DevTokenIssuer(settings.data_dir) if settings.dev_tokens_enabled else None
 
-    @property
-    def dev_issuer(self) -> DevTokenIssuer | None:
-        return self._dev
-
     async def verify(self, token: str) -> Principal:
         settings = self._settings
         try:

@@ -111,9 +111,6 @@ class IngestResult:
     outcomes: list[tuple[Outcome, uuid.UUID | None]] = field(default_factory=list)
     """Per input order, in input order: what happened and the stored order's id."""
 
-    def count(self, outcome: Outcome) -> int:
-        return sum(1 for o, _ in self.outcomes if o is outcome)
-
 
 # -- validation --------------------------------------------------------------------------------
 
