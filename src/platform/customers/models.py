@@ -12,6 +12,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from brandloop.db.base import Base, created_at_column, uuid7
 
 
+def of_customer() -> ForeignKeyConstraint:
+    """A row that belongs to a customer, within its tenant, and goes with it."""
+    return ForeignKeyConstraint(
+        ["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"
+    )
+
+
 class Customer(Base):
     __tablename__ = "customers"
 
@@ -57,11 +64,7 @@ class Tag(Base):
 class CustomerTag(Base):
     __tablename__ = "customer_tags"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "customer_id"],
-            ["customers.tenant_id", "customers.id"],
-            ondelete="CASCADE",
-        ),
+        of_customer(),
         ForeignKeyConstraint(["tenant_id", "tag_id"], ["tags.tenant_id", "tags.id"], ondelete="CASCADE"),
     )
 
@@ -75,11 +78,7 @@ class CustomerIdentity(Base):
     """A (kind, value) that names one person, e.g. ("wechat_unionid", "o6_bmasdasdsad6_2sgVt7hMZOPfL")."""
 
     __tablename__ = "customer_identities"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"
-        ),
-    )
+    __table_args__ = (of_customer(),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
@@ -122,11 +121,7 @@ class Consent(Base):
     """A grant or withdrawal of consent; the latest per channel and purpose is in force."""
 
     __tablename__ = "consents"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"], ondelete="CASCADE"
-        ),
-    )
+    __table_args__ = (of_customer(),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
