@@ -68,3 +68,43 @@ class GraphQLClient:
         body = await self(credential, query, variables)
         assert "errors" not in body, body["errors"]
         return body["data"]
+
+
+RECORD_ORDER = """
+mutation($input: RecordOrderInput!) {
+  recordOrder(input: $input) { order { customer { id } } userErrors { field code message } }
+}"""
+
+
+async def buy(
+    gql: GraphQLClient,
+    tenant: Tenant,
+    external_id: str,
+    buyer: dict[str, Any] | None,
+    *,
+    channel: str = "shopee",
+    status: str = "PAID",
+    total: int = 100,
+    product: str = "P",
+) -> str | None:
+    """Record a one-line order through the API; returns the id of the customer it joined."""
+    data = await gql.data(
+        tenant.key,
+        RECORD_ORDER,
+        {
+            "input": {
+                "channel": channel,
+                "externalId": external_id,
+                "status": status,
+                "currency": "CNY",
+                "total": total,
+                "placedAt": "2026-11-01T00:00:00Z",
+                "lines": [{"sku": "S", "productName": product, "quantity": 1, "unitPrice": total}],
+                "buyer": buyer,
+            }
+        },
+    )
+    payload = data["recordOrder"]
+    assert payload["userErrors"] == [], payload
+    customer = payload["order"]["customer"]
+    return customer["id"] if customer else None

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from support import GraphQLClient, Tenant
+from support import GraphQLClient, Tenant, buy
 
-RECORD = """
-mutation($input: RecordOrderInput!) {
-  recordOrder(input: $input) { outcome order { customer { id } } userErrors { field code message } }
-}"""
 PROFILES = """
 { customers(first: 100) { totalCount edges { node {
     id displayName email phone
@@ -21,26 +17,7 @@ PROFILES = """
 async def deliver(
     gql: GraphQLClient, tenant: Tenant, channel: str, external_id: str, buyer: dict[str, Any]
 ) -> str | None:
-    data = await gql.data(
-        tenant.key,
-        RECORD,
-        {
-            "input": {
-                "channel": channel,
-                "externalId": external_id,
-                "status": "PAID",
-                "currency": "CNY",
-                "total": 100,
-                "placedAt": "2026-11-01T00:00:00Z",
-                "lines": [{"sku": "S", "productName": "P", "quantity": 1, "unitPrice": 100}],
-                "buyer": buyer,
-            }
-        },
-    )
-    payload = data["recordOrder"]
-    assert payload["userErrors"] == [], payload
-    customer = payload["order"]["customer"]
-    return customer["id"] if customer else None
+    return await buy(gql, tenant, external_id, buyer, channel=channel)
 
 
 async def profiles(gql: GraphQLClient, tenant: Tenant) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from support import GraphQLClient, Tenant
+from support import GraphQLClient, Tenant, buy
 
 PROFILE = """
 query($id: ID!) { customer(id: $id) {
@@ -23,30 +23,12 @@ UNMERGE = """
 mutation($id: ID!) {
   unmergeCustomer(input: {id: $id}) { customer { id mergedInto { id } } survivor { id } userErrors { field code } }
 }"""
-RECORD = """
-mutation($input: RecordOrderInput!) { recordOrder(input: $input) { order { customer { id } } userErrors { code } } }"""
 
 
 async def order(
     gql: GraphQLClient, tenant: Tenant, external_id: str, buyer: dict[str, Any], channel: str = "shopee"
-) -> str:
-    data = await gql.data(
-        tenant.key,
-        RECORD,
-        {
-            "input": {
-                "channel": channel,
-                "externalId": external_id,
-                "status": "PAID",
-                "currency": "CNY",
-                "total": 100,
-                "placedAt": "2026-11-01T00:00:00Z",
-                "lines": [{"sku": "S", "productName": "P", "quantity": 1, "unitPrice": 100}],
-                "buyer": buyer,
-            }
-        },
-    )
-    return data["recordOrder"]["order"]["customer"]["id"]
+) -> str | None:
+    return await buy(gql, tenant, external_id, buyer, channel=channel)
 
 
 async def snapshot(gql: GraphQLClient, tenant: Tenant, customer_id: str) -> dict[str, Any]:

@@ -8,10 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop.auth.permissions import Role
-from support import GraphQLClient, Tenant
+from support import GraphQLClient, Tenant, buy
 
-RECORD = """
-mutation($input: RecordOrderInput!) { recordOrder(input: $input) { order { customer { id } } userErrors { code } } }"""
 CONSENT = """
 mutation($input: RecordConsentInput!) {
   recordConsent(input: $input) { consent { channel purpose granted source evidence actor } userErrors { field code } }
@@ -27,24 +25,7 @@ PERSON = {
 async def order(
     gql: GraphQLClient, tenant: Tenant, external_id: str, buyer: dict[str, Any] | None, total: int = 1000
 ) -> str | None:
-    data = await gql.data(
-        tenant.key,
-        RECORD,
-        {
-            "input": {
-                "channel": "shopee",
-                "externalId": external_id,
-                "status": "COMPLETED",
-                "currency": "CNY",
-                "total": total,
-                "placedAt": "2026-11-01T00:00:00Z",
-                "lines": [{"sku": "S", "productName": "Tea", "quantity": 1, "unitPrice": total}],
-                "buyer": buyer,
-            }
-        },
-    )
-    customer = data["recordOrder"]["order"]["customer"]
-    return customer["id"] if customer else None
+    return await buy(gql, tenant, external_id, buyer, status="COMPLETED", total=total, product="Tea")
 
 
 async def test_consent_is_appended_and_the_latest_is_in_force(gql: GraphQLClient, tenant: Tenant) -> None:
