@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from support import GraphQLClient, Tenant, buy
@@ -180,3 +181,19 @@ async def test_a_merged_profile_changes_only_through_its_survivor(gql: GraphQLCl
         r[k]["userErrors"]
         for r, k in ((update, "updateCustomer"), (delete, "deleteCustomer"), (tags, "addCustomerTags"))
     ] == [[{"code": "NOT_FOUND"}]] * 3
+
+
+async def test_crossed_concurrent_merges_leave_one_survivor(gql: GraphQLClient, tenant: Tenant) -> None:
+    a = await order(gql, tenant, "C-1", {"buyerId": "c1"})
+    b = await order(gql, tenant, "C-2", {"buyerId": "c2"})
+    results = await asyncio.gather(
+        gql.data(tenant.key, MERGE, {"survivor": a, "merged": [b]}),
+        gql.data(tenant.key, MERGE, {"survivor": b, "merged": [a]}),
+    )
+    outcomes = sorted(tuple(e["code"] for e in r["mergeCustomers"]["userErrors"]) for r in results)
+    assert outcomes == [(), ("ALREADY_MERGED",)]
+    listed = await gql.data(
+        tenant.key, "{ customers { totalCount edges { node { orders { totalCount } } } } }"
+    )
+    assert listed["customers"]["totalCount"] == 1
+    assert listed["customers"]["edges"][0]["node"]["orders"]["totalCount"] == 2
