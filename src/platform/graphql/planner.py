@@ -318,6 +318,9 @@ RootBuilder = Callable[[Scope, GraphQLObjectType, FieldNode], ColumnElement[Any]
 class RootPlan:
     permission: Permission
     build: RootBuilder
+    by_id: bool = False
+    """The root is one row by primary key and everything below it hangs off that row: a generic
+    plan of its statement is as good as a custom one, and saves planning it on every request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +333,8 @@ class CompiledPlan:
     cost: int | None
     label: str
     """The operation's metrics label."""
+    generic: bool
+    """Run with a generic plan (see RootPlan.by_id)."""
 
 
 PlanKey = tuple[str, str | None, str]
@@ -400,6 +405,7 @@ class Planner(SchemaExtension):
             permissions=frozenset(self.roots[name].permission for name in self._root_names()),
             cost=context.context.cost,
             label=operation_label(context),
+            generic=all(self.roots[name].by_id for name in self._root_names()),
         )
 
     def _root_names(self) -> set[str]:
@@ -450,9 +456,16 @@ class Planner(SchemaExtension):
         return select(func.json_build_object(*pairs).cast(Text))
 
 
+_GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+"""For the rest of the transaction: the engine forces custom plans, which filtered lists need."""
+
+
 async def fetch_json(session: Any, plan: CompiledPlan) -> str:
     # Already compiled: straight to the driver (prepared statements are cached per connection).
-    return str(await (await driver(session)).fetchval(plan.sql, *plan.parameters))
+    connection = await driver(session)
+    if plan.generic:
+        await connection.execute(_GENERIC_PLANS)
+    return str(await connection.fetchval(plan.sql, *plan.parameters))
 
 
 def _coerce_variables(

@@ -248,7 +248,7 @@ ROOTS = {
             customers.customers_count,
         ),
     ),
-    "customer": RootPlan(Permission.CUSTOMERS_READ, _one(CUSTOMER, Customer, "Customer")),
+    "customer": RootPlan(Permission.CUSTOMERS_READ, _one(CUSTOMER, Customer, "Customer"), by_id=True),
     "orders": RootPlan(
         Permission.ORDERS_READ,
         _listing(
@@ -260,5 +260,5 @@ ROOTS = {
             orders.orders_count,
         ),
     ),
-    "order": RootPlan(Permission.ORDERS_READ, _one(ORDER, Order, "Order")),
+    "order": RootPlan(Permission.ORDERS_READ, _one(ORDER, Order, "Order"), by_id=True),
 }
