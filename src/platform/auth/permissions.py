@@ -26,10 +26,15 @@ class Permission(enum.StrEnum):
     API_KEYS_MANAGE = "api_keys:manage"
     SETTINGS_MANAGE = "settings:manage"
     AUDIT_READ = "audit:read"
+    LOYALTY_READ = "loyalty:read"
+    LOYALTY_WRITE = "loyalty:write"
+    """Enrol customers, award event points, redeem rewards."""
+    LOYALTY_MANAGE = "loyalty:manage"
+    """Programs, rules, rewards, adjustments, the ledger check."""
 
 
-_READ = {Permission.TENANT_READ, Permission.CUSTOMERS_READ, Permission.ORDERS_READ}
-_WRITE = _READ | {Permission.CUSTOMERS_WRITE, Permission.ORDERS_WRITE}
+_READ = {Permission.TENANT_READ, Permission.CUSTOMERS_READ, Permission.ORDERS_READ, Permission.LOYALTY_READ}
+_WRITE = _READ | {Permission.CUSTOMERS_WRITE, Permission.ORDERS_WRITE, Permission.LOYALTY_WRITE}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset(_READ),
@@ -42,6 +47,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.API_KEYS_MANAGE,
             Permission.SETTINGS_MANAGE,
             Permission.AUDIT_READ,
+            Permission.LOYALTY_MANAGE,
         }
     ),
     Role.OWNER: frozenset(Permission),

@@ -37,6 +37,7 @@ MAX_BLOCKED = 1000
 MAX_HISTORY = 50
 
 if TYPE_CHECKING:
+    from brandloop.loyalty.graphql import AccountType
     from brandloop.orders.graphql import OrderType
 
 SegmentEnum = strawberry.enum(
@@ -254,6 +255,17 @@ class CustomerType(Node):
         from brandloop.orders.graphql import customer_orders
 
         return await customer_orders(info, self.pk, first, after)
+
+    @strawberry.field(
+        description="The customer's loyalty accounts, one per program they are enrolled in.",
+        extensions=[Needs(Permission.LOYALTY_READ)],
+    )
+    async def loyalty(
+        self, info: Info
+    ) -> list[Annotated[AccountType, strawberry.lazy("brandloop.loyalty.graphql")]]:
+        from brandloop.loyalty.graphql import customer_accounts
+
+        return await customer_accounts(info, self.pk)
 
     @strawberry.field(description="What identifies the customer on each channel.")
     async def identities(self, info: Info) -> list[CustomerIdentityType]:

@@ -35,6 +35,7 @@ from brandloop.graphql.planner import PlanCache, Planner, plan_cache
 from brandloop.graphql.plans import ROOTS
 from brandloop.graphql.relay import Node, parse_global_id
 from brandloop.graphql.scalars import SCALARS
+from brandloop.loyalty.graphql import LoyaltyMutations, LoyaltyQueries, load_program
 from brandloop.observability import OperationMetrics
 from brandloop.orders.graphql import OrderMutations, OrderQueries, load_order
 from brandloop.settings import Settings
@@ -46,6 +47,7 @@ log = structlog.get_logger("brandloop.graphql")
 NODE_TYPES = {
     "Customer": (Permission.CUSTOMERS_READ, load_customer),
     "Order": (Permission.ORDERS_READ, load_order),
+    "LoyaltyProgram": (Permission.LOYALTY_READ, load_program),
 }
 
 
@@ -74,11 +76,14 @@ Query = merge_types(
         SegmentQueries,
         BlocklistQueries,
         OrderQueries,
+        LoyaltyQueries,
         ApiKeyQueries,
         AuditQueries,
     ),
 )
-Mutation = merge_types("Mutation", (TenancyMutations, CustomerMutations, OrderMutations, ApiKeyMutations))
+Mutation = merge_types(
+    "Mutation", (TenancyMutations, CustomerMutations, OrderMutations, LoyaltyMutations, ApiKeyMutations)
+)
 
 
 class Schema(strawberry.Schema):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from babel.numbers import get_currency_precision
 from sqlalchemy import Select, and_, func, select, text, update
@@ -250,6 +250,21 @@ def _buyer(channel: str, buyer: BuyerInput) -> Buyer:
 
 # -- ingest ------------------------------------------------------------------------------------
 
+
+class OrderListener(Protocol):
+    """A domain that acts on stored orders (loyalty accrual), in the same transaction."""
+
+    async def __call__(self, session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> None: ...
+
+
+_listeners: list[OrderListener] = []
+
+
+def on_orders_changed(listener: OrderListener) -> None:
+    """Call `listener` with the ids of the orders each ingest created or changed."""
+    _listeners.append(listener)
+
+
 _UPSERT_ORDERS = text(
     """
     INSERT INTO orders AS o (tenant_id, id, channel, external_id, customer_id, status, currency,
@@ -352,6 +367,8 @@ async def ingest(session: AsyncSession, orders: Sequence[ValidOrder]) -> IngestR
                 "prices": [line.unit_price for _, _, line in lines],
             },
         )
+    for listener in _listeners:
+        await listener(session, list(changed.values()))
     unchanged = [key for key in newest if key not in stored]
     if unchanged:
         rows = await session.execute(

@@ -1,0 +1,128 @@
+"""Loyalty programs, their versioned earning rules, accounts, and the points ledger with its lots."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ARRAY, BigInteger, DateTime, ForeignKeyConstraint, Numeric, SmallInteger, String, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from brandloop.customers.models import of_customer
+from brandloop.db.base import Base, created_at_column, uuid7
+
+
+def of_program() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["tenant_id", "program_id"], ["loyalty_programs.tenant_id", "loyalty_programs.id"]
+    )
+
+
+def of_account() -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(
+        ["tenant_id", "account_id"], ["loyalty_accounts.tenant_id", "loyalty_accounts.id"]
+    )
+
+
+class Program(Base):
+    __tablename__ = "loyalty_programs"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    name: Mapped[str] = mapped_column(String(100))
+    points_name: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))
+    channels: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
+    """The channels whose orders earn; empty for every channel."""
+    enrolment: Mapped[str] = mapped_column(String(16))
+    expiry_policy: Mapped[str] = mapped_column(String(16))
+    expiry_period: Mapped[int | None] = mapped_column(SmallInteger)
+    """Months after earning, or the Nth calendar year's end (1: the year the points were earned)."""
+    pending_days: Mapped[int] = mapped_column(SmallInteger, default=0)
+    point_cost: Mapped[Decimal] = mapped_column(Numeric(18, 6), default=Decimal(0))
+    """What one point costs the brand, in minor units of the reporting currency (for the liability)."""
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RuleVersion(Base):
+    """A program's earning rules from `effective_from` on; never changed once written."""
+
+    __tablename__ = "loyalty_rule_versions"
+    __table_args__ = (of_program(),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    program_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    effective_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rules: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Account(Base):
+    __tablename__ = "loyalty_accounts"
+    __table_args__ = (of_program(), of_customer())
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    program_id: Mapped[uuid.UUID]
+    customer_id: Mapped[uuid.UUID]
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    """The sum of the account's ledger, kept with every entry (loyaltyLedgerCheck verifies it)."""
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LedgerEntry(Base):
+    __tablename__ = "loyalty_ledger"
+    __table_args__ = (of_account(),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    account_id: Mapped[uuid.UUID]
+    delta: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    effective_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rule_version: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class OrderValuation(Base):
+    """What an order was worth when first seen paid; refunds and cancellations scale it."""
+
+    __tablename__ = "loyalty_order_valuations"
+    __table_args__ = (of_program(),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    program_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+    uncapped_points: Mapped[int] = mapped_column(BigInteger)
+    rule_version: Mapped[int]
+    valued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Lot(Base):
+    """Points earned together, spent and expired first-earned first; `remaining` is what is left."""
+
+    __tablename__ = "loyalty_lots"
+    __table_args__ = (of_account(),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    """The id of the ledger entry that earned it."""
+    account_id: Mapped[uuid.UUID]
+    points: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    earned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
