@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop.auth.permissions import Role
 from brandloop.db.session import platform_transaction, tenant_transaction
-from brandloop.loyalty import service
+from brandloop.loyalty import ledger
 from support import GraphQLClient, Tenant
 
 CREATE_PROGRAM = """
@@ -429,9 +429,9 @@ async def test_expiry_takes_what_is_left_of_each_lot_in_order_and_is_safe_twice(
     assert spent["userErrors"] == []  # taken from the oldest lot: 60 of A's 100 are left
     first_expiry = NOW + timedelta(days=32 - 9)
     async with tenant_transaction(engine, tenant.id) as session:
-        assert await service.expire_points(session, now=first_expiry) == 1
+        assert await ledger.expire_points(session, now=first_expiry) == 1
     async with tenant_transaction(engine, tenant.id) as session:
-        assert await service.expire_points(session, now=first_expiry) == 0
+        assert await ledger.expire_points(session, now=first_expiry) == 0
     assert await balance(gql, tenant, customer) == {
         "total": 100,
         "available": 100,
@@ -441,7 +441,7 @@ async def test_expiry_takes_what_is_left_of_each_lot_in_order_and_is_safe_twice(
         "expired": 60,
     }
     async with tenant_transaction(engine, tenant.id) as session:
-        assert await service.expire_points(session, now=NOW + timedelta(days=32)) == 1
+        assert await ledger.expire_points(session, now=NOW + timedelta(days=32)) == 1
     assert (await balance(gql, tenant, customer))["total"] == 0
     await no_drift(gql, tenant)
 

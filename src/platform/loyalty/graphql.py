@@ -16,17 +16,20 @@ from brandloop.graphql.context import Info
 from brandloop.graphql.errors import UserError, user_errors
 from brandloop.graphql.permissions import Needs
 from brandloop.graphql.relay import BadInput, Connection, Node, global_id, paginate, pk_of
-from brandloop.loyalty import service
-from brandloop.loyalty.models import Account, LedgerEntry, Program, RuleVersion
-from brandloop.loyalty.rules import EarningRules, EventKind, Stacking, Target
-from brandloop.loyalty.service import (
+from brandloop.loyalty import ledger, service
+from brandloop.loyalty.models import (
+    Account,
     Enrolment,
     EntryKind,
     EntrySource,
     ExpiryPolicy,
-    ProgramInput,
+    LedgerEntry,
+    Program,
     ProgramStatus,
+    RuleVersion,
 )
+from brandloop.loyalty.rules import EarningRules, EventKind, Stacking, Target
+from brandloop.loyalty.service import ProgramInput
 
 ProgramStatusEnum = strawberry.enum(ProgramStatus, name="LoyaltyProgramStatus")
 EnrolmentEnum = strawberry.enum(Enrolment, name="LoyaltyEnrolment")
@@ -233,8 +236,8 @@ class AccountType:
     async def balance(self, info: Info) -> BalanceType:
         ctx = info.context
 
-        async def load(ids: list[uuid.UUID]) -> list[service.Balance]:
-            found = await ctx.run(service.balances, ids)
+        async def load(ids: list[uuid.UUID]) -> list[ledger.Balance]:
+            found = await ctx.run(ledger.balances, ids)
             return [found[i] for i in ids]
 
         b = await ctx.loader("loyalty.balance", load).load(self.row.id)
@@ -251,7 +254,7 @@ class AccountType:
     async def points_expiring_soon(self, info: Info, within_days: int = 30) -> int:
         if not 0 < within_days <= MAX_EXPIRING_WITHIN_DAYS:
             raise BadInput(f"`withinDays` is 1 to {MAX_EXPIRING_WITHIN_DAYS}.")
-        return await info.context.run(service.expiring_soon, self.row.id, timedelta(days=within_days))
+        return await info.context.run(ledger.expiring_soon, self.row.id, timedelta(days=within_days))
 
     @strawberry.field(description="The account's ledger, oldest first.")
     async def ledger(
@@ -262,8 +265,8 @@ class AccountType:
             first,
             after,
             max_page_size=ctx.settings.max_page_size,
-            fetch=lambda limit, cursor: ctx.run(service.ledger_page, self.row.id, limit, cursor),
-            count=lambda: ctx.run(service.ledger_count, self.row.id),
+            fetch=lambda limit, cursor: ctx.run(ledger.ledger_page, self.row.id, limit, cursor),
+            count=lambda: ctx.run(ledger.ledger_count, self.row.id),
             node=LedgerEntryType.of,
         )
 
@@ -273,7 +276,7 @@ async def customer_accounts(info: Info, customer_id: uuid.UUID) -> list[AccountT
     ctx = info.context
 
     async def load(ids: list[uuid.UUID]) -> list[list[AccountType]]:
-        found = await ctx.run(service.accounts_of_customers, ids)
+        found = await ctx.run(ledger.accounts_of_customers, ids)
         return [[AccountType.of(a) for a in found.get(i, [])] for i in ids]
 
     return await ctx.loader("customer.loyalty", load).load(customer_id)
@@ -321,7 +324,7 @@ class LoyaltyQueries:
         extensions=[Needs(Permission.LOYALTY_MANAGE)],
     )
     async def loyalty_ledger_check(self, info: Info) -> LedgerCheckType:
-        checked, drifts = await info.context.run(service.ledger_check)
+        checked, drifts = await info.context.run(ledger.ledger_check)
         return LedgerCheckType(
             accounts_checked=checked,
             drifts=[

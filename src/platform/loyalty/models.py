@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -126,3 +127,43 @@ class Lot(Base):
     earned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProgramStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    """Earns nothing new; balances and redemptions stay."""
+    CLOSED = "closed"
+
+
+class Enrolment(enum.StrEnum):
+    AUTOMATIC = "automatic"
+    """A customer joins with their first earning order."""
+    EXPLICIT = "explicit"
+    """Only enrolled customers earn."""
+
+
+class ExpiryPolicy(enum.StrEnum):
+    NONE = "none"
+    MONTHS = "months"
+    """Points expire `period` months after they were earned."""
+    YEAR_END = "year_end"
+    """Points expire at the end of the `period`th calendar year (1: the year they were earned)."""
+
+
+class EntryKind(enum.StrEnum):
+    EARN = "earn"
+    REDEEM = "redeem"
+    EXPIRE = "expire"
+    REVERSE = "reverse"
+    ADJUST = "adjust"
+    TRANSFER = "transfer"
+
+
+class EntrySource(enum.StrEnum):
+    ORDER = "order"
+    EVENT = "event"
+    REDEMPTION = "redemption"
+    ADMIN = "admin"
+    EXPIRY = "expiry"
+    MERGE = "merge"
