@@ -1,4 +1,5 @@
-"""Loyalty: programs, versioned earning rules, accounts, the append-only ledger and its lots.
+"""Loyalty: programs, versioned earning rules, tiers, accounts, the append-only ledger and its
+lots, rewards and redemptions.
 
 Revision ID: 0010
 Revises: 0009
@@ -52,6 +53,8 @@ def upgrade() -> None:
         sa.Column("expiry_period", sa.SmallInteger),
         sa.Column("pending_days", sa.SmallInteger, nullable=False, server_default="0"),
         sa.Column("point_cost", sa.Numeric(18, 6), nullable=False, server_default="0"),
+        sa.Column("tier_window_days", sa.SmallInteger, nullable=False, server_default="365"),
+        sa.Column("tier_review_months", sa.SmallInteger, nullable=False, server_default="12"),
         sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
         sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_loyalty_programs"),
@@ -65,6 +68,9 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("pending_days >= 0", name="ck_loyalty_programs_pending_days"),
         sa.CheckConstraint("point_cost >= 0", name="ck_loyalty_programs_point_cost"),
+        sa.CheckConstraint(
+            "tier_window_days > 0 AND tier_review_months > 0", name="ck_loyalty_programs_tier_periods"
+        ),
     )
     op.create_table(
         "loyalty_rule_versions",
@@ -82,6 +88,26 @@ def upgrade() -> None:
         _program_fk("loyalty_rule_versions"),
     )
     op.create_table(
+        "loyalty_tiers",
+        sa.Column("tenant_id", UUID, nullable=False),
+        sa.Column("id", UUID, nullable=False),
+        sa.Column("program_id", UUID, nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("rank", sa.SmallInteger, nullable=False),
+        sa.Column("spend_threshold", sa.BigInteger, nullable=False),
+        sa.Column("interaction_threshold", POINTS, nullable=False),
+        sa.Column("multiplier", sa.Numeric(8, 4), nullable=False, server_default="1"),
+        sa.Column("benefits", ARRAY(sa.String(200)), nullable=False, server_default="{}"),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_loyalty_tiers"),
+        sa.UniqueConstraint("tenant_id", "program_id", "rank", name="uq_loyalty_tiers_rank"),
+        sa.UniqueConstraint("tenant_id", "program_id", "name", name="uq_loyalty_tiers_name"),
+        _program_fk("loyalty_tiers"),
+        sa.CheckConstraint(
+            "rank >= 0 AND spend_threshold >= 0 AND interaction_threshold >= 0 AND multiplier > 0",
+            name="ck_loyalty_tiers_values",
+        ),
+    )
+    op.create_table(
         "loyalty_accounts",
         sa.Column("tenant_id", UUID, nullable=False),
         sa.Column("id", UUID, nullable=False),
@@ -89,6 +115,9 @@ def upgrade() -> None:
         sa.Column("customer_id", UUID, nullable=False),
         sa.Column("balance", POINTS, nullable=False, server_default="0"),
         sa.Column("enrolled_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.Column("tier_id", UUID),
+        sa.Column("tier_since", TIMESTAMP),
+        sa.Column("tier_review_at", TIMESTAMP),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_loyalty_accounts"),
         sa.UniqueConstraint(
             "tenant_id",
@@ -103,6 +132,11 @@ def upgrade() -> None:
             ["customers.tenant_id", "customers.id"],
             name="fk_loyalty_accounts_customer_id_customers",
             ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "tier_id"],
+            ["loyalty_tiers.tenant_id", "loyalty_tiers.id"],
+            name="fk_loyalty_accounts_tier_id_loyalty_tiers",
         ),
     )
     op.create_table(
@@ -146,6 +180,7 @@ def upgrade() -> None:
         sa.Column("order_id", UUID, nullable=False),
         sa.Column("points", POINTS, nullable=False),
         sa.Column("uncapped_points", POINTS, nullable=False),
+        sa.Column("spend", sa.BigInteger, nullable=False),
         sa.Column("rule_version", sa.Integer, nullable=False),
         sa.Column("valued_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
         sa.PrimaryKeyConstraint("tenant_id", "program_id", "order_id", name="pk_loyalty_order_valuations"),
@@ -175,6 +210,78 @@ def upgrade() -> None:
         _account_fk("loyalty_lots"),
         sa.CheckConstraint("0 <= remaining AND remaining <= points", name="ck_loyalty_lots_remaining"),
     )
+    op.create_table(
+        "loyalty_tier_changes",
+        sa.Column("tenant_id", UUID, nullable=False),
+        sa.Column("id", UUID, nullable=False),
+        sa.Column("account_id", UUID, nullable=False),
+        sa.Column("from_tier_id", UUID),
+        sa.Column("to_tier_id", UUID),
+        sa.Column("reason", sa.String(16), nullable=False),
+        sa.Column("qualifying_spend", sa.BigInteger, nullable=False),
+        sa.Column("interaction_points", POINTS, nullable=False),
+        sa.Column("changed_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_loyalty_tier_changes"),
+        sa.Index("ix_loyalty_tier_changes_tenant_id_account_id_id", "tenant_id", "account_id", "id"),
+        _account_fk("loyalty_tier_changes"),
+        sa.CheckConstraint("reason IN ('upgrade', 'downgrade')", name="ck_loyalty_tier_changes_reason"),
+    )
+    op.create_table(
+        "loyalty_rewards",
+        sa.Column("tenant_id", UUID, nullable=False),
+        sa.Column("id", UUID, nullable=False),
+        sa.Column("program_id", UUID, nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("description", sa.String(1000)),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("points_cost", POINTS, nullable=False),
+        sa.Column("stock", sa.Integer),
+        sa.Column("per_customer_limit", sa.Integer),
+        sa.Column("min_tier_rank", sa.SmallInteger),
+        sa.Column("valid_from", TIMESTAMP, nullable=False),
+        sa.Column("valid_until", TIMESTAMP),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_loyalty_rewards"),
+        _program_fk("loyalty_rewards"),
+        sa.CheckConstraint("kind IN ('coupon', 'free_product', 'gift')", name="ck_loyalty_rewards_kind"),
+        sa.CheckConstraint("status IN ('active', 'retired')", name="ck_loyalty_rewards_status"),
+        sa.CheckConstraint(
+            "points_cost > 0 AND (stock IS NULL OR stock >= 0)"
+            " AND (per_customer_limit IS NULL OR per_customer_limit > 0)",
+            name="ck_loyalty_rewards_values",
+        ),
+    )
+    op.create_table(
+        "loyalty_redemptions",
+        sa.Column("tenant_id", UUID, nullable=False),
+        sa.Column("id", UUID, nullable=False),
+        sa.Column("account_id", UUID, nullable=False),
+        sa.Column("reward_id", UUID, nullable=False),
+        sa.Column("points", POINTS, nullable=False),
+        sa.Column("code", sa.String(40), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("idempotency_key", sa.String(200), nullable=False),
+        sa.Column("lots", JSONB, nullable=False),
+        sa.Column("actor", sa.String(200), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.Column("cancelled_at", TIMESTAMP),
+        sa.Column("cancel_reason", sa.String(500)),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_loyalty_redemptions"),
+        sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_loyalty_redemptions_idempotency_key"),
+        sa.UniqueConstraint("tenant_id", "code", name="uq_loyalty_redemptions_code"),
+        sa.Index(
+            "ix_loyalty_redemptions_tenant_id_account_id_reward_id", "tenant_id", "account_id", "reward_id"
+        ),
+        _account_fk("loyalty_redemptions"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "reward_id"],
+            ["loyalty_rewards.tenant_id", "loyalty_rewards.id"],
+            name="fk_loyalty_redemptions_reward_id_loyalty_rewards",
+        ),
+        sa.CheckConstraint("status IN ('issued', 'cancelled')", name="ck_loyalty_redemptions_status"),
+    )
     for table, privileges in [
         ("loyalty_programs", "SELECT, INSERT, UPDATE"),
         ("loyalty_rule_versions", "SELECT, INSERT"),
@@ -183,6 +290,10 @@ def upgrade() -> None:
         ("loyalty_ledger", "SELECT, INSERT"),
         ("loyalty_order_valuations", "SELECT, INSERT"),
         ("loyalty_lots", "SELECT, INSERT, UPDATE"),
+        ("loyalty_tiers", "SELECT, INSERT, UPDATE, DELETE"),
+        ("loyalty_tier_changes", "SELECT, INSERT"),
+        ("loyalty_rewards", "SELECT, INSERT, UPDATE"),
+        ("loyalty_redemptions", "SELECT, INSERT, UPDATE"),
     ]:
         for statement in protect_tenant_table(table, privileges):
             op.execute(statement)
@@ -190,10 +301,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in [
+        "loyalty_redemptions",
+        "loyalty_rewards",
+        "loyalty_tier_changes",
         "loyalty_lots",
         "loyalty_order_valuations",
         "loyalty_ledger",
         "loyalty_accounts",
+        "loyalty_tiers",
         "loyalty_rule_versions",
         "loyalty_programs",
     ]:

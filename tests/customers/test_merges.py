@@ -60,7 +60,7 @@ async def test_merge_then_unmerge_restores_the_exact_prior_state(gql: GraphQLCli
     assert merged["userErrors"] == []
     assert merged["merges"][0]["rule"] == "manual" and merged["merges"][0]["actor"].startswith("api_key:")
     moved = {m["what"]: m["count"] for m in merged["merges"][0]["moved"]}
-    assert moved == {"identities": 2, "tags": 1, "consents": 0, "orders": 1}
+    assert moved == {"identities": 2, "tags": 1, "consents": 0, "orders": 1, "loyalty": 0}
     after = await snapshot(gql, tenant, a)
     assert {(k, v) for k, v, _ in after["identities"]} == {
         ("EMAIL", "li@example.cn"),

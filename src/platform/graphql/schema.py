@@ -35,7 +35,7 @@ from brandloop.graphql.planner import PlanCache, Planner, plan_cache
 from brandloop.graphql.plans import ROOTS
 from brandloop.graphql.relay import Node, parse_global_id
 from brandloop.graphql.scalars import SCALARS
-from brandloop.loyalty.graphql import LoyaltyMutations, LoyaltyQueries, load_program
+from brandloop.loyalty.graphql import LoyaltyMutations, LoyaltyQueries, load_program, load_reward
 from brandloop.observability import OperationMetrics
 from brandloop.orders.graphql import OrderMutations, OrderQueries, load_order
 from brandloop.settings import Settings
@@ -48,6 +48,7 @@ NODE_TYPES = {
     "Customer": (Permission.CUSTOMERS_READ, load_customer),
     "Order": (Permission.ORDERS_READ, load_order),
     "LoyaltyProgram": (Permission.LOYALTY_READ, load_program),
+    "LoyaltyReward": (Permission.LOYALTY_READ, load_reward),
 }
 
 

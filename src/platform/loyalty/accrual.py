@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.db.session import current_tenant
-from brandloop.loyalty import ledger
+from brandloop.loyalty import ledger, tiers
 from brandloop.loyalty.models import (
     Enrolment,
     EntryKind,
@@ -38,7 +38,7 @@ _ACCRUAL = text(
     SELECT o.id AS order_id, o.customer_id, o.channel, o.status, o.currency, o.total, o.refunded,
            o.placed_at, p.id AS program_id, p.status AS program_status, p.enrolment, p.pending_days,
            p.expiry_policy, p.expiry_period, v.version, v.rules, val.points AS valued,
-           val.rule_version AS valued_version, a.id AS account_id,
+           val.rule_version AS valued_version, a.id AS account_id, t.multiplier AS tier_factor,
            coalesce(e.earned, 0) AS earned, coalesce(e.entries, 0) AS entries, e.lots
       FROM orders o
       JOIN loyalty_programs p
@@ -49,6 +49,7 @@ _ACCRUAL = text(
          ORDER BY v.effective_from DESC LIMIT 1) v ON true
       LEFT JOIN loyalty_order_valuations val ON val.program_id = p.id AND val.order_id = o.id
       LEFT JOIN loyalty_accounts a ON a.program_id = p.id AND a.customer_id = o.customer_id
+      LEFT JOIN loyalty_tiers t ON t.id = a.tier_id
       -- Across the program's accounts: a merge may have moved the order's points elsewhere.
       LEFT JOIN LATERAL (
         SELECT sum(e.delta) AS earned, count(*) AS entries,
@@ -69,9 +70,10 @@ _EARNED_SINCE = text(
 )
 _INSERT_VALUATIONS = text(
     """
-    INSERT INTO loyalty_order_valuations (tenant_id, program_id, order_id, points, uncapped_points, rule_version)
-    SELECT :tenant, * FROM unnest(CAST(:programs AS uuid[]), CAST(:orders AS uuid[]),
-                                  CAST(:points AS bigint[]), CAST(:uncapped AS bigint[]), CAST(:versions AS int[]))
+    INSERT INTO loyalty_order_valuations
+           (tenant_id, program_id, order_id, points, uncapped_points, spend, rule_version)
+    SELECT :tenant, * FROM unnest(CAST(:programs AS uuid[]), CAST(:orders AS uuid[]), CAST(:points AS bigint[]),
+                                  CAST(:uncapped AS bigint[]), CAST(:spends AS bigint[]), CAST(:versions AS int[]))
     """
 )
 
@@ -161,6 +163,7 @@ async def accrue_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -
             )
         )
     await ledger.post(session, postings)
+    await tiers.upgrade(session, sorted({p.account_id for p in postings}))
 
 
 def _earns(row: Any) -> bool:
@@ -206,6 +209,7 @@ async def _value(
     exponent = Decimal(10) ** get_currency_precision(settings.reporting_currency)
     valued: dict[tuple[uuid.UUID, uuid.UUID], tuple[int, int]] = {}
     uncapped: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
+    spends: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     for r in sorted(rows, key=lambda r: (r["placed_at"], r["order_id"])):
         total = converted.get(r["order_id"])
         if total is None:
@@ -217,6 +221,7 @@ async def _value(
             channel=r["channel"],
             paid_at=r["placed_at"],
             lines=lines[r["order_id"]],
+            tier_factor=r["tier_factor"] or Decimal(1),
         )
         # Caps count per customer account; a customer without one yet has earned nothing so far.
         cap_key = r["account_id"] or r["customer_id"]
@@ -225,6 +230,7 @@ async def _value(
         key = (r["program_id"], r["order_id"])
         valued[key] = (points, r["version"])
         uncapped[key] = raw
+        spends[key] = total.amount
         net = max(r["total"] - r["refunded"], 0)
         caps.add(cap_key, r["placed_at"], math.floor(points * net / r["total"]))
     if valued:
@@ -236,6 +242,7 @@ async def _value(
                 "orders": [o for _, o in valued],
                 "points": [points for points, _ in valued.values()],
                 "uncapped": [uncapped[k] for k in valued],
+                "spends": [spends[k] for k in valued],
                 "versions": [version for _, version in valued.values()],
             },
         )

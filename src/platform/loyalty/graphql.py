@@ -16,7 +16,8 @@ from brandloop.graphql.context import Info
 from brandloop.graphql.errors import UserError, user_errors
 from brandloop.graphql.permissions import Needs
 from brandloop.graphql.relay import BadInput, Connection, Node, global_id, paginate, pk_of
-from brandloop.loyalty import ledger, service
+from brandloop.graphql.scalars import MinorUnits
+from brandloop.loyalty import events, ledger, rewards, service, tiers
 from brandloop.loyalty.models import (
     Account,
     Enrolment,
@@ -26,7 +27,14 @@ from brandloop.loyalty.models import (
     LedgerEntry,
     Program,
     ProgramStatus,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    RewardKind,
+    RewardStatus,
     RuleVersion,
+    Tier,
+    TierChange,
 )
 from brandloop.loyalty.rules import EarningRules, EventKind, Stacking, Target
 from brandloop.loyalty.service import ProgramInput
@@ -39,6 +47,9 @@ EntrySourceEnum = strawberry.enum(EntrySource, name="LoyaltyEntrySource")
 TargetEnum = strawberry.enum(Target, name="LoyaltyMultiplierTarget")
 StackingEnum = strawberry.enum(Stacking, name="LoyaltyStacking")
 EventKindEnum = strawberry.enum(EventKind, name="LoyaltyEventKind")
+RewardKindEnum = strawberry.enum(RewardKind, name="LoyaltyRewardKind")
+RewardStatusEnum = strawberry.enum(RewardStatus, name="LoyaltyRewardStatus")
+RedemptionStatusEnum = strawberry.enum(RedemptionStatus, name="LoyaltyRedemptionStatus")
 MAX_EXPIRING_WITHIN_DAYS = 3660
 
 
@@ -63,6 +74,10 @@ class CampaignType:
 class EventRuleType:
     kind: EventKindEnum  # type: ignore[valid-type]
     points: int
+    per_customer_monthly: int | None = strawberry.field(description="Times a customer earns it in a month.")
+    monthly_budget: int | None = strawberry.field(
+        description="Points the whole program gives for it in a month."
+    )
 
 
 @strawberry.type(name="LoyaltyEarningRules", description="See docs/loyalty.md for how they stack.")
@@ -95,7 +110,15 @@ class EarningRulesType:
                 )
                 for c in rules.campaigns
             ],
-            events=[EventRuleType(kind=e.kind, points=e.points) for e in rules.events],
+            events=[
+                EventRuleType(
+                    kind=e.kind,
+                    points=e.points,
+                    per_customer_monthly=e.per_customer_monthly,
+                    monthly_budget=e.monthly_budget,
+                )
+                for e in rules.events
+            ],
             daily_cap=rules.daily_cap,
             monthly_cap=rules.monthly_cap,
         )
@@ -138,6 +161,10 @@ class ProgramType(Node):
     point_cost: Decimal = strawberry.field(
         description="What one point costs the brand, in minor units of the reporting currency."
     )
+    tier_window_days: int = strawberry.field(description="The rolling window tiers qualify over.")
+    tier_review_months: int = strawberry.field(
+        description="How long a tier holds before a review may lower it."
+    )
     created_at: datetime
 
     @classmethod
@@ -154,6 +181,8 @@ class ProgramType(Node):
             expiry_period=row.expiry_period,
             pending_days=row.pending_days,
             point_cost=row.point_cost,
+            tier_window_days=row.tier_window_days,
+            tier_review_months=row.tier_review_months,
             created_at=row.created_at,
         )
 
@@ -161,6 +190,178 @@ class ProgramType(Node):
     async def rule_versions(self, info: Info) -> list[RuleVersionType]:
         rows = await info.context.run(service.rule_versions, self.pk)
         return [RuleVersionType.of(r) for r in rows]
+
+    @strawberry.field(description="The tier ladder, lowest first.")
+    async def tiers(self, info: Info) -> list[TierType]:
+        rows = await info.context.run(tiers.ladder_of, self.pk)
+        return [TierType.of(r) for r in rows]
+
+    @strawberry.field(description="The rewards catalogue, oldest first.")
+    async def rewards(self, info: Info, first: int = 20, after: str | None = None) -> Connection[RewardType]:
+        ctx = info.context
+        return await paginate(
+            first,
+            after,
+            max_page_size=ctx.settings.max_page_size,
+            fetch=lambda limit, cursor: ctx.run(rewards.rewards_page, self.pk, limit, cursor),
+            count=lambda: ctx.run(rewards.rewards_count, self.pk),
+            node=RewardType.of,
+        )
+
+    @strawberry.field(description="Members and points, now.", extensions=[Needs(Permission.LOYALTY_READ)])
+    async def statistics(self, info: Info) -> StatisticsType:
+        found = await info.context.run(service.statistics, self.pk)
+        return StatisticsType(
+            members=found.members,
+            active_members=found.active_members,
+            points_issued=found.points_issued,
+            points_redeemed=found.points_redeemed,
+            points_expired=found.points_expired,
+            points_outstanding=found.points_outstanding,
+            liability=found.liability,
+            redemption_rate=found.redemption_rate,
+        )
+
+
+@strawberry.type(name="LoyaltyProgramStatistics")
+class StatisticsType:
+    members: int
+    active_members: int = strawberry.field(
+        description=f"Earned or redeemed in the last {service.ACTIVE_DAYS} days."
+    )
+    points_issued: int = strawberry.field(description="Earned and granted, net of reversals of orders.")
+    points_redeemed: int = strawberry.field(description="Spent on rewards, net of cancelled redemptions.")
+    points_expired: int
+    points_outstanding: int = strawberry.field(description="Held by members now (debts not counted).")
+    liability: MinorUnits = strawberry.field(
+        description="Outstanding points at the program's cost per point, minor units of the reporting currency."
+    )
+    redemption_rate: float = strawberry.field(description="Redeemed / issued.")
+
+
+@strawberry.type(name="LoyaltyTier")
+class TierType:
+    id: strawberry.ID
+    name: str
+    rank: int = strawberry.field(description="0 is the entry tier.")
+    spend_threshold: MinorUnits = strawberry.field(
+        description="Qualifying spend in the window, reporting currency."
+    )
+    interaction_threshold: int = strawberry.field(description="Points from events in the window.")
+    multiplier: Decimal = strawberry.field(description="Applies to what orders earn while the tier is held.")
+    benefits: list[str]
+
+    @classmethod
+    def of(cls, row: Tier) -> TierType:
+        return cls(
+            id=global_id("LoyaltyTier", row.id),
+            name=row.name,
+            rank=row.rank,
+            spend_threshold=MinorUnits(row.spend_threshold),
+            interaction_threshold=row.interaction_threshold,
+            multiplier=row.multiplier,
+            benefits=list(row.benefits),
+        )
+
+
+async def load_tier(info: Info, pk: uuid.UUID) -> TierType | None:
+    ctx = info.context
+
+    async def load(ids: list[uuid.UUID]) -> list[TierType | None]:
+        found = await ctx.run(tiers.get_tiers, ids)
+        return [TierType.of(found[i]) if i in found else None for i in ids]
+
+    return await ctx.loader("loyalty.tier", load).load(pk)
+
+
+@strawberry.type(name="LoyaltyTierChange")
+class TierChangeType:
+    row: strawberry.Private[TierChange]
+    upgrade: bool
+    qualifying_spend: MinorUnits
+    interaction_points: int
+    changed_at: datetime
+
+    @strawberry.field(name="from")
+    async def from_tier(self, info: Info) -> TierType | None:
+        return await load_tier(info, self.row.from_tier_id) if self.row.from_tier_id else None
+
+    @strawberry.field(name="to")
+    async def to_tier(self, info: Info) -> TierType | None:
+        return await load_tier(info, self.row.to_tier_id) if self.row.to_tier_id else None
+
+
+@strawberry.type(name="LoyaltyReward")
+class RewardType(Node):
+    pk: strawberry.Private[uuid.UUID]
+    name: str
+    description: str | None = strawberry.field(description="Plain text as given; render it escaped.")
+    kind: RewardKindEnum  # type: ignore[valid-type]
+    points_cost: int
+    stock: int | None = strawberry.field(description="Left to redeem; null for no limit.")
+    per_customer_limit: int | None
+    min_tier_rank: int | None = strawberry.field(description="Only customers at this tier rank or above.")
+    valid_from: datetime
+    valid_until: datetime | None
+    status: RewardStatusEnum  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, row: Reward) -> RewardType:
+        return cls(
+            id=global_id("LoyaltyReward", row.id),
+            pk=row.id,
+            name=row.name,
+            description=row.description,
+            kind=RewardKind(row.kind),
+            points_cost=row.points_cost,
+            stock=row.stock,
+            per_customer_limit=row.per_customer_limit,
+            min_tier_rank=row.min_tier_rank,
+            valid_from=row.valid_from,
+            valid_until=row.valid_until,
+            status=RewardStatus(row.status),
+        )
+
+
+async def load_reward(info: Info, pk: uuid.UUID) -> RewardType | None:
+    ctx = info.context
+
+    async def load(ids: list[uuid.UUID]) -> list[RewardType | None]:
+        found = await ctx.run(rewards.get_rewards, ids)
+        return [RewardType.of(found[i]) if i in found else None for i in ids]
+
+    return await ctx.loader("loyalty.reward", load).load(pk)
+
+
+@strawberry.type(name="LoyaltyRedemption")
+class RedemptionType:
+    row: strawberry.Private[Redemption]
+    id: strawberry.ID
+    points: int
+    code: str = strawberry.field(description="What the customer shows or types to receive the reward.")
+    status: RedemptionStatusEnum  # type: ignore[valid-type]
+    redeemed_at: datetime
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+
+    @classmethod
+    def of(cls, row: Redemption) -> RedemptionType:
+        return cls(
+            row=row,
+            id=global_id("LoyaltyRedemption", row.id),
+            points=row.points,
+            code=row.code,
+            status=RedemptionStatus(row.status),
+            redeemed_at=row.created_at,
+            cancelled_at=row.cancelled_at,
+            cancel_reason=row.cancel_reason,
+        )
+
+    @strawberry.field
+    async def reward(self, info: Info) -> RewardType:
+        found = await load_reward(info, self.row.reward_id)
+        assert found is not None
+        return found
 
 
 async def load_program(info: Info, pk: uuid.UUID) -> ProgramType | None:
@@ -231,6 +432,42 @@ class AccountType:
         program = await load_program(info, self.row.program_id)
         assert program is not None
         return program
+
+    @strawberry.field(description="The tier held now; null before the first one is reached.")
+    async def tier(self, info: Info) -> TierType | None:
+        return await load_tier(info, self.row.tier_id) if self.row.tier_id else None
+
+    @strawberry.field(description="When a review may lower the tier next.")
+    def tier_review_at(self) -> datetime | None:
+        return self.row.tier_review_at
+
+    @strawberry.field(description="Tier changes, newest first (the last 100).")
+    async def tier_history(self, info: Info) -> list[TierChangeType]:
+        rows = await info.context.run(tiers.history, self.row.id)
+        return [
+            TierChangeType(
+                row=r,
+                upgrade=r.reason == "upgrade",
+                qualifying_spend=MinorUnits(r.qualifying_spend),
+                interaction_points=r.interaction_points,
+                changed_at=r.changed_at,
+            )
+            for r in rows
+        ]
+
+    @strawberry.field(description="The customer's redemptions in this program, oldest first.")
+    async def redemptions(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[RedemptionType]:
+        ctx = info.context
+        return await paginate(
+            first,
+            after,
+            max_page_size=ctx.settings.max_page_size,
+            fetch=lambda limit, cursor: ctx.run(rewards.redemptions_page, self.row.id, limit, cursor),
+            count=lambda: ctx.run(rewards.redemptions_count, self.row.id),
+            node=RedemptionType.of,
+        )
 
     @strawberry.field
     async def balance(self, info: Info) -> BalanceType:
@@ -351,6 +588,8 @@ class ProgramInputType:
     pending_days: int = 0
     point_cost: Decimal = Decimal(0)
     status: ProgramStatusEnum = ProgramStatus.ACTIVE  # type: ignore[valid-type]
+    tier_window_days: int = 365
+    tier_review_months: int = 12
 
     def to_input(self) -> ProgramInput:
         return ProgramInput(
@@ -363,6 +602,8 @@ class ProgramInputType:
             pending_days=self.pending_days,
             point_cost=self.point_cost,
             status=ProgramStatus(self.status),
+            tier_window_days=self.tier_window_days,
+            tier_review_months=self.tier_review_months,
         )
 
 
@@ -398,6 +639,8 @@ class CampaignInput:
 class EventRuleInput:
     kind: EventKindEnum  # type: ignore[valid-type]
     points: int
+    per_customer_monthly: int | None = None
+    monthly_budget: int | None = None
 
 
 @strawberry.input(name="LoyaltyEarningRulesInput")
@@ -428,7 +671,15 @@ class EarningRulesInput:
                 }
                 for c in self.campaigns
             ],
-            "events": [{"kind": EventKind(e.kind), "points": e.points} for e in self.events],
+            "events": [
+                {
+                    "kind": EventKind(e.kind),
+                    "points": e.points,
+                    "per_customer_monthly": e.per_customer_monthly,
+                    "monthly_budget": e.monthly_budget,
+                }
+                for e in self.events
+            ],
             "daily_cap": self.daily_cap,
             "monthly_cap": self.monthly_cap,
         }
@@ -475,6 +726,120 @@ class AdjustPointsInput:
 @strawberry.type
 class AdjustPointsPayload:
     entry: LedgerEntryType | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(name="LoyaltyTierInput")
+class TierInputType:
+    name: str
+    spend_threshold: MinorUnits = strawberry.field(description="Reporting-currency minor units.")
+    interaction_threshold: int = strawberry.field(description="Points from events.")
+    multiplier: Decimal = Decimal(1)
+    benefits: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(
+    name="SetLoyaltyTiersInput", description="The whole ladder, lowest first; tiers match by name."
+)
+class SetTiersInput:
+    program_id: strawberry.ID
+    tiers: list[TierInputType]
+
+
+@strawberry.type
+class SetLoyaltyTiersPayload:
+    tiers: list[TierType] | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(name="LoyaltyRewardInput")
+class RewardInputType:
+    name: str
+    kind: RewardKindEnum  # type: ignore[valid-type]
+    points_cost: int
+    description: str | None = None
+    stock: int | None = strawberry.field(default=None, description="Leave out for no limit.")
+    per_customer_limit: int | None = None
+    min_tier_rank: int | None = None
+    valid_from: datetime | None = strawberry.field(default=None, description="Default: now.")
+    valid_until: datetime | None = None
+    status: RewardStatusEnum = RewardStatus.ACTIVE  # type: ignore[valid-type]
+
+    def to_input(self) -> rewards.RewardInput:
+        return rewards.RewardInput(
+            name=self.name,
+            kind=RewardKind(self.kind),
+            points_cost=self.points_cost,
+            description=self.description,
+            stock=self.stock,
+            per_customer_limit=self.per_customer_limit,
+            min_tier_rank=self.min_tier_rank,
+            valid_from=self.valid_from,
+            valid_until=self.valid_until,
+            status=RewardStatus(self.status),
+        )
+
+
+@strawberry.input(name="CreateLoyaltyRewardInput")
+class CreateRewardInput(RewardInputType):
+    program_id: strawberry.ID
+
+
+@strawberry.input(name="UpdateLoyaltyRewardInput", description="Every setting, as it should be now.")
+class UpdateRewardInput(RewardInputType):
+    id: strawberry.ID
+
+
+@strawberry.type
+class RewardPayload:
+    reward: RewardType | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(name="RedeemRewardInput")
+class RedeemInput:
+    customer_id: strawberry.ID
+    reward_id: strawberry.ID
+    idempotency_key: str = strawberry.field(
+        description="The same on a retry: a replay returns the same redemption."
+    )
+
+
+@strawberry.input(name="CancelRedemptionInput")
+class CancelRedemptionInput:
+    id: strawberry.ID
+    reason: str
+
+
+@strawberry.type
+class RedemptionPayload:
+    redemption: RedemptionType | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(name="AwardEventPointsInput")
+class AwardEventInput:
+    customer_id: strawberry.ID
+    event_kind: EventKindEnum  # type: ignore[valid-type]
+    idempotency_key: str = strawberry.field(description="Your id of the event: a replay awards nothing new.")
+    occurred_at: datetime
+    referred_customer_id: strawberry.ID | None = strawberry.field(
+        default=None, description="For REFERRAL_CONVERTED: the customer the referral brought in."
+    )
+
+
+@strawberry.type(name="LoyaltyEventAward")
+class AwardType:
+    program: ProgramType
+    entry: LedgerEntryType | None
+    skipped: str | None = strawberry.field(
+        description="Why nothing was awarded: NO_RULE, NOT_A_MEMBER, CUSTOMER_LIMIT or BUDGET_EXHAUSTED."
+    )
+
+
+@strawberry.type
+class AwardEventPointsPayload:
+    awards: list[AwardType]
     user_errors: list[UserError]
 
 
@@ -555,3 +920,122 @@ class LoyaltyMutations:
         except InvalidInput as error:
             return AdjustPointsPayload(entry=None, user_errors=user_errors(error))
         return AdjustPointsPayload(entry=LedgerEntryType.of(row), user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.LOYALTY_MANAGE)])
+    async def set_loyalty_tiers(self, info: Info, input: SetTiersInput) -> SetLoyaltyTiersPayload:
+        ladder = [
+            tiers.TierInput(
+                name=t.name,
+                spend_threshold=t.spend_threshold,
+                interaction_threshold=t.interaction_threshold,
+                multiplier=t.multiplier,
+                benefits=t.benefits,
+            )
+            for t in input.tiers
+        ]
+        try:
+            rows = await info.context.mutate(
+                tiers.set_ladder,
+                pk_of(input.program_id, "LoyaltyProgram"),
+                ladder,
+                actor=info.context.principal.subject,
+            )
+        except InvalidInput as error:
+            return SetLoyaltyTiersPayload(tiers=None, user_errors=user_errors(error))
+        return SetLoyaltyTiersPayload(tiers=[TierType.of(r) for r in rows], user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.LOYALTY_MANAGE)])
+    async def create_loyalty_reward(self, info: Info, input: CreateRewardInput) -> RewardPayload:
+        try:
+            row = await info.context.mutate(
+                rewards.create_reward,
+                pk_of(input.program_id, "LoyaltyProgram"),
+                input.to_input(),
+                actor=info.context.principal.subject,
+            )
+        except InvalidInput as error:
+            return RewardPayload(reward=None, user_errors=user_errors(error))
+        return RewardPayload(reward=RewardType.of(row), user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.LOYALTY_MANAGE)])
+    async def update_loyalty_reward(self, info: Info, input: UpdateRewardInput) -> RewardPayload:
+        try:
+            row = await info.context.mutate(
+                rewards.update_reward,
+                pk_of(input.id, "LoyaltyReward"),
+                input.to_input(),
+                actor=info.context.principal.subject,
+            )
+        except InvalidInput as error:
+            return RewardPayload(reward=None, user_errors=user_errors(error))
+        return RewardPayload(reward=RewardType.of(row), user_errors=[])
+
+    @strawberry.mutation(
+        description="Spend a customer's available points on a reward: checks balance, stock, limits and tier.",
+        extensions=[Needs(Permission.LOYALTY_WRITE)],
+    )
+    async def redeem_reward(self, info: Info, input: RedeemInput) -> RedemptionPayload:
+        async def redeem(session: AsyncSession) -> Redemption:
+            return await rewards.redeem(
+                session,
+                customer_id=pk_of(input.customer_id, "Customer"),
+                reward_id=pk_of(input.reward_id, "LoyaltyReward"),
+                idempotency_key=input.idempotency_key,
+                actor=info.context.principal.subject,
+            )
+
+        try:
+            row = await info.context.mutate(redeem)
+        except InvalidInput as error:
+            return RedemptionPayload(redemption=None, user_errors=user_errors(error))
+        return RedemptionPayload(redemption=RedemptionType.of(row), user_errors=[])
+
+    @strawberry.mutation(
+        description="Cancel a redemption: its points go back with their expiry, and the stock returns.",
+        extensions=[Needs(Permission.LOYALTY_MANAGE)],
+    )
+    async def cancel_redemption(self, info: Info, input: CancelRedemptionInput) -> RedemptionPayload:
+        try:
+            row = await info.context.mutate(
+                rewards.cancel,
+                pk_of(input.id, "LoyaltyRedemption"),
+                reason=input.reason,
+                actor=info.context.principal.subject,
+            )
+        except InvalidInput as error:
+            return RedemptionPayload(redemption=None, user_errors=user_errors(error))
+        return RedemptionPayload(redemption=RedemptionType.of(row), user_errors=[])
+
+    @strawberry.mutation(
+        description="Points for an event (a review, a converted referral, ...) in every program whose rules "
+        "reward it. For partner integrations; idempotent by key.",
+        extensions=[Needs(Permission.LOYALTY_WRITE)],
+    )
+    async def award_event_points(self, info: Info, input: AwardEventInput) -> AwardEventPointsPayload:
+        async def award(session: AsyncSession) -> list[events.Award]:
+            return await events.award(
+                session,
+                customer_id=pk_of(input.customer_id, "Customer"),
+                kind=EventKind(input.event_kind),
+                idempotency_key=input.idempotency_key,
+                occurred_at=input.occurred_at,
+                referred_customer_id=pk_of(input.referred_customer_id, "Customer")
+                if input.referred_customer_id
+                else None,
+                actor=info.context.principal.subject,
+            )
+
+        try:
+            found = await info.context.mutate(award)
+        except InvalidInput as error:
+            return AwardEventPointsPayload(awards=[], user_errors=user_errors(error))
+        awards = []
+        for a in found:
+            program = await load_program(info, a.program_id)
+            assert program is not None
+            awards.append(
+                AwardType(
+                    program=program, entry=LedgerEntryType.of(a.entry) if a.entry else None, skipped=a.skipped
+                )
+            )
+        return AwardEventPointsPayload(awards=awards, user_errors=[])

@@ -13,9 +13,10 @@ entries:
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -56,6 +57,11 @@ class Posting:
     """Lots to take points from before the oldest ones."""
     spend_only_available: bool = False
     """Refuse (InvalidInput) rather than touch pending points or go below zero."""
+    restore: Sequence[tuple[uuid.UUID, int]] = ()
+    """For points given back (a cancelled redemption): the lots to put them back into, instead of
+    forming a new lot, so that they keep their expiry."""
+    lot_earned_at: datetime | None = None
+    """When the points of the lot it forms were first earned (a transfer keeps it); default: effective_at."""
 
 
 @dataclass(slots=True)
@@ -117,48 +123,63 @@ class Posted:
     """The entry of every key, written now or before."""
     created: set[str]
     """The keys written now."""
+    taken: dict[str, list[tuple[uuid.UUID, int]]]
+    """For the keys written now that took points: (lot, points) taken from each lot."""
+
+
+_LOTS_BY_ID = text(
+    "SELECT account_id, id, remaining, earned_at, available_at FROM loyalty_lots WHERE id = ANY(:ids)"
+)
 
 
 async def post(session: AsyncSession, postings: Sequence[Posting]) -> Posted:
     """Write the postings in order, skipping keys written before."""
     if not postings:
-        return Posted({}, set())
+        return Posted({}, set(), {})
     accounts = sorted({p.account_id for p in postings})
     balances: dict[uuid.UUID, int] = dict((await session.execute(_LOCK_ACCOUNTS, {"ids": accounts})).all())
     known: dict[str, uuid.UUID] = dict(
         (await session.execute(_KNOWN_KEYS, {"keys": [p.key for p in postings]})).all()
     )
     lots: dict[uuid.UUID, list[_LotState]] = defaultdict(list)
-    if any(p.delta < 0 for p in postings):
-        takers = [p.account_id for p in postings if p.delta < 0]
+    takers = [p.account_id for p in postings if p.delta < 0]
+    if takers:
         for account_id, *state in await session.execute(_OPEN_LOTS, {"ids": takers}):
             lots[account_id].append(_LotState(*state))
+    restored = [lot_id for p in postings for lot_id, _ in p.restore]
+    if restored:
+        loaded = {lot.id for account_lots in lots.values() for lot in account_lots}
+        for account_id, *state in await session.execute(_LOTS_BY_ID, {"ids": restored}):
+            if state[0] not in loaded:
+                lots[account_id].append(_LotState(*state))
     now = datetime.now(UTC)
     entries: list[Posting] = []
     new_lots: list[tuple[uuid.UUID, Posting, int]] = []
     ids: dict[str, uuid.UUID] = {}
+    taken: dict[str, list[tuple[uuid.UUID, int]]] = {}
     for posting in postings:
         if posting.key in known or posting.key in ids:
             continue
         entry_id = uuid7()
         balance = balances[posting.account_id]
         if posting.delta > 0:
-            debt = max(-balance, 0)
-            if posting.delta > debt:
-                new_lots.append((entry_id, posting, posting.delta - debt))
+            # A debt is paid first; what is left forms a lot, or goes back where it was taken from.
+            left = posting.delta - max(-balance, 0)
+            if left > 0 and posting.restore:
+                _restore(lots[posting.account_id], posting.restore, left)
+            elif left > 0:
+                new_lots.append((entry_id, posting, left))
         else:
-            _take(lots[posting.account_id], posting, now)
-        if posting.spend_only_available and balance + posting.delta < 0:
-            raise InvalidInput(Problem("points", "INSUFFICIENT_POINTS", "The balance does not cover this."))
+            taken[posting.key] = _take(lots[posting.account_id], posting, now)
         balances[posting.account_id] = balance + posting.delta
         entries.append(posting)
         ids[posting.key] = entry_id
     if entries:
         await _write(session, entries, ids, new_lots, lots, balances)
-    return Posted(known | ids, set(ids))
+    return Posted(known | ids, set(ids), taken)
 
 
-def _take(open_lots: list[_LotState], posting: Posting, now: datetime) -> None:
+def _take(open_lots: list[_LotState], posting: Posting, now: datetime) -> list[tuple[uuid.UUID, int]]:
     """Take -delta points out of the account's lots: the named ones first, then the oldest."""
     wanted = -posting.delta
     first = set(posting.first_lots)
@@ -171,14 +192,27 @@ def _take(open_lots: list[_LotState], posting: Posting, now: datetime) -> None:
             raise InvalidInput(
                 Problem("points", "INSUFFICIENT_POINTS", "The available points do not cover this.")
             )
+    taken = []
     for lot in ordered:
         if wanted == 0:
             break
-        taken = min(lot.remaining, wanted)
-        lot.remaining -= taken
-        lot.changed = True
-        wanted -= taken
+        take = min(lot.remaining, wanted)
+        if take:
+            lot.remaining -= take
+            lot.changed = True
+            wanted -= take
+            taken.append((lot.id, take))
     # Whatever no lot covered puts the balance below zero (callers refuse that where it is not allowed).
+    return taken
+
+
+def _restore(account_lots: list[_LotState], restore: Sequence[tuple[uuid.UUID, int]], points: int) -> None:
+    by_id = {lot.id: lot for lot in account_lots}
+    for lot_id, amount in restore:
+        back = min(amount, points)
+        by_id[lot_id].remaining += back
+        by_id[lot_id].changed = True
+        points -= back
 
 
 async def _write(
@@ -216,7 +250,7 @@ async def _write(
                 "ids": [entry_id for entry_id, _, _ in new_lots],
                 "accounts": [p.account_id for _, p, _ in new_lots],
                 "points": [points for _, _, points in new_lots],
-                "earned": [p.effective_at for _, p, _ in new_lots],
+                "earned": [p.lot_earned_at or p.effective_at for _, p, _ in new_lots],
                 "available": [p.available_at or p.effective_at for _, p, _ in new_lots],
                 "expires": [p.expires_at for _, p, _ in new_lots],
             },
@@ -251,6 +285,20 @@ _ACCOUNT_IDS = text(
 )
 
 
+async def lock_accounts(session: AsyncSession, ids: Collection[uuid.UUID]) -> None:
+    """Changes of these accounts' points wait for this transaction (in id order: no deadlocks)."""
+    await session.execute(_LOCK_ACCOUNTS, {"ids": sorted(ids)})
+
+
+async def existing_accounts(
+    session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
+    """The account of each (program, customer) that has one."""
+    parameters = {"programs": [p for p, _ in pairs], "customers": [c for _, c in pairs]}
+    rows = await session.execute(_ACCOUNT_IDS, parameters)
+    return {(program_id, customer_id): account_id for program_id, customer_id, account_id in rows}
+
+
 async def ensure_accounts(
     session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]
 ) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
@@ -262,8 +310,7 @@ async def ensure_accounts(
     await session.execute(
         _ENSURE_ACCOUNTS, {"tenant": current_tenant(session), "ids": [uuid7() for _ in unique], **parameters}
     )
-    rows = await session.execute(_ACCOUNT_IDS, parameters)
-    return {(program_id, customer_id): account_id for program_id, customer_id, account_id in rows}
+    return await existing_accounts(session, unique)
 
 
 def expiry_of(policy: str, period: int | None, earned_at: datetime, zone: ZoneInfo) -> datetime | None:
@@ -273,15 +320,14 @@ def expiry_of(policy: str, period: int | None, earned_at: datetime, zone: ZoneIn
     local = earned_at.astimezone(zone)
     if policy == ExpiryPolicy.YEAR_END:
         return datetime(local.year + period, 1, 1, tzinfo=zone).astimezone(UTC)
-    month = local.month - 1 + period
-    year, month = local.year + month // 12, month % 12 + 1
-    day = min(local.day, _days_in_month(year, month))
-    return local.replace(year=year, month=month, day=day).astimezone(UTC)
+    return add_months(local, period).astimezone(UTC)
 
 
-def _days_in_month(year: int, month: int) -> int:
-    following = datetime(year + month // 12, month % 12 + 1, 1)
-    return (following - timedelta(days=1)).day
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day `months` later, or that month's last day when it is shorter."""
+    month = moment.month - 1 + months
+    year, month = moment.year + month // 12, month % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
 _EXPIRED_LOTS = text(
@@ -304,7 +350,7 @@ async def expire_points(session: AsyncSession, *, now: datetime | None = None, l
     if not found:
         return 0
     # Lock first, then read what is left: a redemption may have spent some meanwhile.
-    await session.execute(_LOCK_ACCOUNTS, {"ids": sorted({a for a, _ in found})})
+    await lock_accounts(session, {a for a, _ in found})
     remaining: dict[uuid.UUID, int] = dict(
         (await session.execute(_LOT_REMAINING, {"ids": [lot for _, lot in found]})).all()
     )
@@ -433,3 +479,19 @@ async def ledger_check(session: AsyncSession) -> tuple[int, list[Drift]]:
     checked = await session.scalar(select(func.count()).select_from(Account))
     drifts = [Drift(*row) for row in await session.execute(_DRIFT)]
     return int(checked or 0), drifts
+
+
+MAX_IDEMPOTENCY_KEY = 150
+"""Room for the prefixes (event:<program id>:) within the ledger's 200 characters."""
+
+
+def check_idempotency_key(key: str, problems: list[Problem]) -> None:
+    """Keys are the caller's; a prefix (adjust:, redeem:, ...) keeps each kind of request apart."""
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        problems.append(
+            Problem(
+                "idempotencyKey",
+                "INVALID_IDEMPOTENCY_KEY",
+                f"Give a key of 1 to {MAX_IDEMPOTENCY_KEY} printable characters, the same on a retry.",
+            )
+        )

@@ -86,6 +86,10 @@ class Campaign(_Document):
 class EventRule(_Document):
     kind: EventKind
     points: Annotated[int, Field(ge=0, le=MAX_POINTS)]
+    per_customer_monthly: Annotated[int | None, Field(gt=0, le=1000)] = None
+    """How many times a customer earns for this event in a month (the tenant's month)."""
+    monthly_budget: Annotated[int | None, Field(gt=0, le=MAX_POINTS)] = None
+    """Most points the whole program gives for this event in a month."""
 
 
 class EarningRules(_Document):

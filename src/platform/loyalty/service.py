@@ -13,15 +13,16 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.audit import service as audit
+from brandloop.customers import merges
 from brandloop.customers import service as customers
 from brandloop.db.base import uuid7
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
-from brandloop.loyalty import accrual, ledger
+from brandloop.loyalty import accrual, ledger, transfers
 from brandloop.loyalty.models import (
     Account,
     Enrolment,
@@ -40,11 +41,11 @@ from brandloop.tenancy.service import settings_of
 MAX_NAME = 100
 MAX_POINTS_NAME = 40
 MAX_REASON = 500
-MAX_IDEMPOTENCY_KEY = 200
 MAX_ADJUSTMENT = 10**9
 MAX_EXPIRY_MONTHS = 120
 MAX_EXPIRY_YEARS = 10
 MAX_PENDING_DAYS = 365
+MAX_TIER_WINDOW_DAYS = 3 * 366
 MAX_PROGRAMS = 20
 
 
@@ -62,6 +63,8 @@ class ProgramInput:
     pending_days: int = 0
     point_cost: Decimal = Decimal(0)
     status: ProgramStatus = ProgramStatus.ACTIVE
+    tier_window_days: int = 365
+    tier_review_months: int = 12
 
 
 def _validate_program(given: ProgramInput) -> list[Problem]:
@@ -88,6 +91,14 @@ def _validate_program(given: ProgramInput) -> list[Problem]:
         problems.append(Problem("expiryPeriod", "INVALID_EXPIRY", f"Give a period from 1 to {limit}."))
     if not 0 <= given.pending_days <= MAX_PENDING_DAYS:
         problems.append(Problem("pendingDays", "INVALID_PENDING_DAYS", f"Give 0 to {MAX_PENDING_DAYS} days."))
+    if not 0 < given.tier_window_days <= MAX_TIER_WINDOW_DAYS:
+        problems.append(
+            Problem("tierWindowDays", "INVALID_PERIOD", f"Give 1 to {MAX_TIER_WINDOW_DAYS} days.")
+        )
+    if not 0 < given.tier_review_months <= MAX_EXPIRY_MONTHS:
+        problems.append(
+            Problem("tierReviewMonths", "INVALID_PERIOD", f"Give 1 to {MAX_EXPIRY_MONTHS} months.")
+        )
     if not (given.point_cost.is_finite() and 0 <= given.point_cost < 10**12):
         problems.append(Problem("pointCost", "INVALID_POINT_COST", "A point's cost is zero or more."))
     return problems
@@ -104,6 +115,8 @@ def _program_values(given: ProgramInput) -> dict[str, Any]:
         "pending_days": given.pending_days,
         "point_cost": given.point_cost,
         "status": given.status.value,
+        "tier_window_days": given.tier_window_days,
+        "tier_review_months": given.tier_review_months,
     }
 
 
@@ -132,7 +145,7 @@ async def create_program(session: AsyncSession, given: ProgramInput, *, actor: s
 async def update_program(
     session: AsyncSession, program_id: uuid.UUID, given: ProgramInput, *, actor: str
 ) -> Program:
-    program = await _program(session, program_id, lock=True)
+    program = await get_program(session, program_id, lock=True)
     problems = _validate_program(given)
     await _refuse_taken_name(session, given.name.strip(), program_id, problems)
     if problems:
@@ -166,7 +179,7 @@ async def _refuse_taken_name(
         problems.append(Problem("name", "NAME_TAKEN", "Another program has this name."))
 
 
-async def _program(session: AsyncSession, program_id: uuid.UUID, *, lock: bool = False) -> Program:
+async def get_program(session: AsyncSession, program_id: uuid.UUID, *, lock: bool = False) -> Program:
     program = await session.get(Program, (current_tenant(session), program_id), with_for_update=lock)
     if program is None:
         raise InvalidInput(Problem("programId", "NOT_FOUND", "No program of yours has this id."))
@@ -196,7 +209,7 @@ async def set_rules(
 
     Versions never change and never start in the past: an order is valued by the version in force
     when it was paid, and what was valued stays valued."""
-    await _program(session, program_id, lock=True)  # one new version at a time
+    await get_program(session, program_id, lock=True)  # one new version at a time
     rules = parse_rules(raw)
     now = datetime.now(UTC)
     start = effective_from or now
@@ -242,7 +255,7 @@ async def rule_versions(session: AsyncSession, program_id: uuid.UUID) -> list[Ru
 
 
 async def enrol(session: AsyncSession, program_id: uuid.UUID, customer_id: uuid.UUID) -> Account:
-    await _program(session, program_id)
+    await get_program(session, program_id)
     if not (await customers.get_customers(session, [customer_id])):
         raise InvalidInput(Problem("customerId", "NOT_FOUND", "No customer of yours has this id."))
     account_id = (await ledger.ensure_accounts(session, [(program_id, customer_id)]))[
@@ -274,10 +287,10 @@ async def adjust_points(
         )
     if not 0 < len(reason.strip()) <= MAX_REASON:
         problems.append(Problem("reason", "REASON_REQUIRED", f"Say why, in 1 to {MAX_REASON} characters."))
-    _check_key(idempotency_key, problems)
+    ledger.check_idempotency_key(idempotency_key, problems)
     if problems:
         raise InvalidInput(*problems)
-    program = await _program(session, program_id)
+    program = await get_program(session, program_id)
     account = await enrol(session, program_id, customer_id)
     now = datetime.now(UTC)
     zone = ZoneInfo((await settings_of(session)).timezone)
@@ -319,15 +332,63 @@ async def adjust_points(
     return entry
 
 
-def _check_key(key: str, problems: list[Problem]) -> None:
-    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY - 20 or not key.isprintable():
-        problems.append(
-            Problem(
-                "idempotencyKey",
-                "INVALID_IDEMPOTENCY_KEY",
-                f"Give a key of 1 to {MAX_IDEMPOTENCY_KEY - 20} printable characters, the same on a retry.",
-            )
-        )
+# -- statistics ------------------------------------------------------------------------------------
+
+ACTIVE_DAYS = 90
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    members: int
+    active_members: int
+    """Members who earned or redeemed in the last ACTIVE_DAYS days."""
+    points_issued: int
+    """Earned and granted, net of what refunds and cancellations reversed."""
+    points_redeemed: int
+    """Spent on rewards, net of cancelled redemptions."""
+    points_expired: int
+    points_outstanding: int
+    """Held by members now (debts not counted)."""
+    liability: int
+    """Outstanding points at the program's cost per point, in minor units of the reporting currency."""
+
+    @property
+    def redemption_rate(self) -> float:
+        return self.points_redeemed / self.points_issued if self.points_issued else 0.0
+
+
+_STATISTICS = text(
+    """
+    SELECT
+      (SELECT count(*) FROM loyalty_accounts WHERE program_id = :program),
+      (SELECT count(DISTINCT e.account_id) FROM loyalty_ledger e JOIN loyalty_accounts a ON a.id = e.account_id
+        WHERE a.program_id = :program AND e.kind IN ('earn', 'redeem')
+          AND e.effective_at > now() - make_interval(days => :active_days)),
+      coalesce(sum(e.delta) FILTER (WHERE e.kind = 'earn' OR (e.kind = 'adjust' AND e.delta > 0)
+                                      OR (e.kind = 'reverse' AND e.source = 'order')), 0),
+      coalesce(-sum(e.delta) FILTER (WHERE e.kind = 'redeem' OR (e.kind = 'reverse' AND e.source = 'redemption')), 0),
+      coalesce(-sum(e.delta) FILTER (WHERE e.kind = 'expire'), 0),
+      (SELECT coalesce(sum(greatest(balance, 0)), 0) FROM loyalty_accounts WHERE program_id = :program)
+    FROM loyalty_ledger e JOIN loyalty_accounts a ON a.id = e.account_id
+    WHERE a.program_id = :program
+    """
+)
+
+
+async def statistics(session: AsyncSession, program_id: uuid.UUID) -> Statistics:
+    program = await get_program(session, program_id)
+    row = (await session.execute(_STATISTICS, {"program": program_id, "active_days": ACTIVE_DAYS})).one()
+    members, active, issued, redeemed, expired, outstanding = (int(v) for v in row)
+    return Statistics(
+        members=members,
+        active_members=active,
+        points_issued=issued,
+        points_redeemed=redeemed,
+        points_expired=expired,
+        points_outstanding=outstanding,
+        liability=round(outstanding * program.point_cost),
+    )
 
 
 orders.on_orders_changed(accrual.accrue_orders)
+merges.register(transfers.PointsFollowTheirCustomer())
