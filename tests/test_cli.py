@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loyalty_support import backdate_rules, order, program, rules
+from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from brandloop.cli import app
@@ -98,3 +100,20 @@ async def test_segments_recompute(brandloop: CliRunner, tenant: Tenant, gql: Gra
         tenant.key, 'mutation { createCustomer(input: {displayName: "P"}) { userErrors { code } } }'
     )
     assert "Scored 1 customers" in await arun(brandloop, "segments", "recompute", "--tenant", tenant.slug)
+
+
+async def test_loyalty_jobs(
+    brandloop: CliRunner, engine: AsyncEngine, tenant: Tenant, gql: GraphQLClient
+) -> None:
+    program_id = await program(gql, tenant, expiryPolicy="MONTHS", expiryPeriod=1)
+    await rules(gql, tenant, program_id, pointsPerUnit="1")
+    await backdate_rules(engine, tenant, days=90)
+    await order(gql, tenant, "A", placed=-60 * 24 * 60)  # earned two months ago: expired by now
+    assert "Expired 1 lots in 1 tenants" in await arun(
+        brandloop, "loyalty", "expire", "--tenant", tenant.slug
+    )
+    assert "Expired 0 lots in 1 tenants" in await arun(
+        brandloop, "loyalty", "expire", "--tenant", tenant.slug
+    )
+    out = await arun(brandloop, "loyalty", "review-tiers", "--tenant", tenant.slug)
+    assert "Reviewed the tiers of 0 accounts" in out

@@ -21,7 +21,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from brandloop import demo
 from brandloop.app import create_app
@@ -35,6 +35,7 @@ from brandloop.db.engine import create_engine, resolve_url
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.errors import InvalidInput
 from brandloop.graphql.schema import sdl
+from brandloop.loyalty import ledger, tiers
 from brandloop.observability import configure_logging
 from brandloop.orders import importer
 from brandloop.settings import Settings, get_settings
@@ -49,11 +50,15 @@ apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_he
 schema_app = typer.Typer(help="The GraphQL schema.", no_args_is_help=True)
 import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
 segments_app = typer.Typer(help="Customer segmentation.", no_args_is_help=True)
+loyalty_app = typer.Typer(
+    help="Loyalty jobs (idempotent: safe to run from cron, and twice).", no_args_is_help=True
+)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(schema_app, name="schema")
 app.add_typer(import_app, name="import")
 app.add_typer(segments_app, name="segments")
+app.add_typer(loyalty_app, name="loyalty")
 
 # Piped output (grep, scripts) must not wrap table rows: be wide when not on a terminal.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -316,3 +321,46 @@ def segments_recompute(tenant: Annotated[str, typer.Option(help="The tenant's sl
             return await segments.recompute(session)
 
     console.print(f"Scored {_with_engine(work)} customers.")
+
+
+TenantOption = Annotated[str | None, typer.Option(help="One tenant's slug; every active tenant by default.")]
+
+
+def _each_tenant(slug: str | None, job: Callable[[AsyncSession], Awaitable[int]]) -> dict[str, int]:
+    """Run a job in each tenant's own transaction, batch after batch until it has nothing left."""
+
+    async def work(engine: AsyncEngine) -> dict[str, int]:
+        if slug is not None:
+            tenants = [await _tenant(engine, slug)]
+        else:
+            async with platform_transaction(engine) as session:
+                tenants = [t for t in await tenancy.list_tenants(session) if t.status == "active"]
+        done = {}
+        for tenant in tenants:
+            done[tenant.slug] = 0
+            while True:
+                async with tenant_transaction(engine, tenant.id) as session:
+                    count = await job(session)
+                done[tenant.slug] += count
+                if count < LOYALTY_BATCH:
+                    break
+        return done
+
+    return _with_engine(work)
+
+
+LOYALTY_BATCH = 5000
+
+
+@loyalty_app.command("expire")
+def loyalty_expire(tenant: TenantOption = None) -> None:
+    """Expire what is left of every points lot past its expiry."""
+    done = _each_tenant(tenant, lambda session: ledger.expire_points(session, limit=LOYALTY_BATCH))
+    console.print(f"Expired {sum(done.values())} lots in {len(done)} tenants.")
+
+
+@loyalty_app.command("review-tiers")
+def loyalty_review_tiers(tenant: TenantOption = None) -> None:
+    """Review the tiers whose review date has passed: each falls one step if it no longer qualifies."""
+    done = _each_tenant(tenant, lambda session: tiers.review(session, limit=LOYALTY_BATCH))
+    console.print(f"Reviewed the tiers of {sum(done.values())} accounts in {len(done)} tenants.")

@@ -298,6 +298,18 @@ async def test_expiry_takes_what_is_left_of_each_lot_in_order_and_is_safe_twice(
     await order(gql, tenant, "B", placed=-60 * 24 * 6)  # three days later: a later lot
     spent = await adjust(gql, tenant, program_id, customer, -40, "spend")
     assert spent["userErrors"] == []  # taken from the oldest lot: 60 of A's 100 are left
+    soon = await gql.data(
+        tenant.key,
+        "query($id: ID!) { customer(id: $id) { loyalty { a: pointsExpiringSoon(within: 22) b: pointsExpiringSoon } } }",
+        {"id": customer},
+    )
+    assert soon["customer"]["loyalty"] == [{"a": 60, "b": 160}]
+    bad = await gql(
+        tenant.key,
+        "query($id: ID!) { customer(id: $id) { loyalty { pointsExpiringSoon(within: 0) } } }",
+        {"id": customer},
+    )
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     first_expiry = NOW + timedelta(days=32 - 9)
     async with tenant_transaction(engine, tenant.id) as session:
         assert await ledger.expire_points(session, now=first_expiry) == 1

@@ -487,11 +487,11 @@ class AccountType:
             expired=b.expired,
         )
 
-    @strawberry.field(description="Points that expire within the next `withinDays` days.")
-    async def points_expiring_soon(self, info: Info, within_days: int = 30) -> int:
-        if not 0 < within_days <= MAX_EXPIRING_WITHIN_DAYS:
-            raise BadInput(f"`withinDays` is 1 to {MAX_EXPIRING_WITHIN_DAYS}.")
-        return await info.context.run(ledger.expiring_soon, self.row.id, timedelta(days=within_days))
+    @strawberry.field(description="Points that expire within the next `within` days.")
+    async def points_expiring_soon(self, info: Info, within: int = 30) -> int:
+        if not 0 < within <= MAX_EXPIRING_WITHIN_DAYS:
+            raise BadInput(f"`within` is 1 to {MAX_EXPIRING_WITHIN_DAYS} days.")
+        return await info.context.run(ledger.expiring_soon, self.row.id, timedelta(days=within))
 
     @strawberry.field(description="The account's ledger, oldest first.")
     async def ledger(

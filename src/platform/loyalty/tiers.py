@@ -182,10 +182,11 @@ async def upgrade(
 
 async def review(session: AsyncSession, *, now: datetime | None = None, limit: int = 5000) -> int:
     """The scheduled review: accounts past their review date fall one tier if they no longer
-    qualify for theirs; either way their next review is set. Returns how many changed."""
+    qualify for theirs; either way their next review is set. Returns how many were reviewed."""
     now = now or datetime.now(UTC)
     due = list(await session.scalars(_DUE, {"now": now, "limit": limit}))
-    return await _evaluate(session, due, now, review=True)
+    await _evaluate(session, due, now, review=True)
+    return len(due)
 
 
 async def _evaluate(
