@@ -1,11 +1,13 @@
 """Benchmark: `brandloop import orders` end to end, in order lines per second.
 
-    .venv/bin/python benchmarks/import_orders.py [--orders 100000]
+    .venv/bin/python benchmarks/import_orders.py [--orders 100000] [--loyalty]
 
 Generates a realistic CSV (several channels and currencies, 1-5 lines an order, buyers who come
 back on other channels with shared phones and emails), imports it into a scratch database on
 BRANDLOOP_DATABASE_URL's server (or the embedded PostgreSQL), then imports it again (everything
-unchanged). Prints the machine, the dataset and the rates. Not a test: nothing is asserted.
+unchanged). Prints the machine, the dataset and the rates. With --loyalty, a loyalty program with
+multipliers, a campaign, caps and three tiers earns from every order as it is imported. Not a test: nothing is
+asserted.
 """
 
 from __future__ import annotations
@@ -19,15 +21,20 @@ import random
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop.db import embedded, migrate
 from brandloop.db.engine import create_engine
-from brandloop.db.session import platform_transaction
+from brandloop.db.session import platform_transaction, tenant_transaction
+from brandloop.loyalty import service as loyalty
+from brandloop.loyalty import tiers
+from brandloop.orders import service as orders_service
 from brandloop.orders.importer import CSV_COLUMNS, import_orders
 from brandloop.tenancy import service as tenancy
 
@@ -84,7 +91,57 @@ def generate(path: Path, orders: int, seed: int = 7) -> int:
     return lines
 
 
-async def run(orders: int, batch_size: int) -> None:
+async def add_loyalty(engine: AsyncEngine, tenant_id: uuid.UUID) -> None:
+    """A program whose rules were in force for the whole dataset, and rates for its currencies."""
+    async with tenant_transaction(engine, tenant_id) as session:
+        await orders_service.set_rates(
+            session,
+            [
+                orders_service.RateInput(c, date(2024, 12, 31), Decimal(r))
+                for c, r in (("SGD", "5.3"), ("USD", "7.1"))
+            ],
+            actor="bench",
+        )
+        program = await loyalty.create_program(
+            session, loyalty.ProgramInput(name="Bench", points_name="Points"), actor="bench"
+        )
+        await loyalty.set_rules(
+            session,
+            program.id,
+            {
+                "points_per_unit": "1",
+                "multipliers": [
+                    {"applies_to": "channel", "value": "tiktok", "factor": "2"},
+                    {"applies_to": "category", "value": "tea", "factor": "1.5"},
+                ],
+                "campaigns": [
+                    {
+                        "name": "Double 11",
+                        "starts_at": "2025-11-11T00:00:00Z",
+                        "ends_at": "2025-11-12T00:00:00Z",
+                        "factor": "2",
+                    }
+                ],
+                "daily_cap": 5000,
+            },
+            effective_from=None,
+            actor="bench",
+        )
+        await tiers.set_ladder(
+            session,
+            program.id,
+            [
+                tiers.TierInput("Green", 0, 0),
+                tiers.TierInput("Silver", 100_000, 0, Decimal("1.2")),
+                tiers.TierInput("Gold", 500_000, 0, Decimal("1.5")),
+            ],
+            actor="bench",
+        )
+    async with platform_transaction(engine) as session:  # as if the rules had been saved before 2025
+        await session.execute(text("UPDATE loyalty_rule_versions SET effective_from = '2024-12-31'"))
+
+
+async def run(orders: int, batch_size: int, with_loyalty: bool) -> None:
     server = os.environ.get("BRANDLOOP_DATABASE_URL")
     workdir = Path(tempfile.mkdtemp(prefix="brandloop-bench-"))
     server = server or embedded.start(workdir)
@@ -101,11 +158,14 @@ async def run(orders: int, batch_size: int) -> None:
         await migrate.upgrade(engine)
         async with platform_transaction(engine) as session:
             tenant = await tenancy.create_tenant(session, slug="bench", name="Bench")
+        if with_loyalty:
+            await add_loyalty(engine, tenant.id)
         path = workdir / "orders.csv"
         lines = generate(path, orders)
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {_memory()}")
         print(
             f"dataset: {orders:,} orders, {lines:,} order lines, {path.stat().st_size / 1e6:.1f} MB CSV, batch {batch_size}"
+            + (", a loyalty program earning from every order" if with_loyalty else "")
         )
         for label in ("first import", "re-import (all unchanged)"):
             started = time.perf_counter()
@@ -118,7 +178,12 @@ async def run(orders: int, batch_size: int) -> None:
             )
         async with engine.connect() as conn:
             customers = await conn.scalar(text("SELECT count(*) FROM customers"))
-        print(f"profiles resolved: {customers:,}")
+            points = await conn.scalar(
+                text(
+                    "SELECT count(*) || ' entries, ' || coalesce(sum(delta), 0) || ' points' FROM loyalty_ledger"
+                )
+            )
+        print(f"profiles resolved: {customers:,}; loyalty ledger: {points}")
     finally:
         await engine.dispose()
         async with admin.connect() as conn:
@@ -146,5 +211,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--loyalty", action="store_true", help="earn loyalty points while importing")
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.orders, arguments.batch_size))
+    asyncio.run(run(arguments.orders, arguments.batch_size, arguments.loyalty))

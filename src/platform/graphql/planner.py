@@ -77,6 +77,8 @@ class Scope:
     fragments: dict[str, FragmentDefinitionNode]
     variables: dict[str, Any]
     max_page_size: int
+    needs: set[Permission] = field(default_factory=set)
+    """The permissions of the nested fields compiled (the roots' are checked apart)."""
 
     def argument(self, node: FieldNode, parent: GraphQLObjectType, name: str) -> Any:
         """The coerced value of an argument (its default when not given)."""
@@ -206,6 +208,16 @@ def computed(make: Callable[[Row], ColumnElement[Any]]) -> Builder:
 def nested(plan: Callable[[], ObjectPlan], make_row: Callable[[Row], Row]) -> Builder:
     """An object built from the same row, e.g. Money from an amount and a currency."""
     return lambda scope, parent, node, row: plan().json(scope, node.selection_set, make_row(row))
+
+
+def needs(permission: Permission, builder: Builder) -> Builder:
+    """A field that, like its resolver, needs a permission: the plan then needs it too."""
+
+    def build(scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row) -> ColumnElement[Any]:
+        scope.needs.add(permission)
+        return builder(scope, parent, node, row)
+
+    return build
 
 
 def iso_time(value: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -378,7 +390,8 @@ class Planner(SchemaExtension):
                 plan = self._plan(context.context.session.bind.dialect)
                 if key is not None:
                     self.cache[key] = plan
-            if plan is not None:
+            principal = context.context.principal
+            if plan is not None and all(principal.can(p) for p in plan.permissions):
                 data = await context.context.run(fetch_json, plan)
                 context.result = ExecutionResult(data=PlannedData(data), errors=None)  # type: ignore[arg-type]
                 self.planned = True
@@ -392,7 +405,7 @@ class Planner(SchemaExtension):
 
     def _plan(self, dialect: Dialect) -> CompiledPlan | None:
         try:
-            statement = self._compile()
+            statement, nested = self._compile()
         except (Unplannable, ApiError, InvalidInput):
             return None  # the ordinary execution answers, with its errors
         # Lists (IN ...) are expanded now, so that the SQL and its parameters are final.
@@ -402,7 +415,7 @@ class Planner(SchemaExtension):
         return CompiledPlan(
             sql=compiled.string,
             parameters=tuple(values[name] for name in compiled.positiontup or ()),
-            permissions=frozenset(self.roots[name].permission for name in self._root_names()),
+            permissions=frozenset({self.roots[name].permission for name in self._root_names()} | nested),
             cost=context.context.cost,
             label=operation_label(context),
             generic=all(self.roots[name].by_id for name in self._root_names()),
@@ -422,7 +435,8 @@ class Planner(SchemaExtension):
     def get_results(self) -> dict[str, Any]:
         return {"planned": True} if self.planned else {}
 
-    def _compile(self) -> Select[Any]:
+    def _compile(self) -> tuple[Select[Any], set[Permission]]:
+        """The statement, and the permissions its nested fields need."""
         context = self.execution_context
         document = context.graphql_document
         if document is None:
@@ -453,7 +467,7 @@ class Planner(SchemaExtension):
             if root is None:
                 raise Unplannable(node.name.value)
             pairs += [literal(key), root.build(scope, query_type, node)]
-        return select(func.json_build_object(*pairs).cast(Text))
+        return select(func.json_build_object(*pairs).cast(Text)), scope.needs
 
 
 _GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"

@@ -33,13 +33,13 @@ from brandloop.tenancy.service import settings_of
 EARNING_STATUSES = frozenset({"paid", "shipped", "completed", "partially_refunded"})
 """Order statuses that earn; a cancelled or refunded order earns nothing (what it earned is reversed)."""
 
+# Three plain statements rather than one: each keeps to its index even while an import grows
+# the tables faster than their statistics follow.
 _ACCRUAL = text(
     """
     SELECT o.id AS order_id, o.customer_id, o.channel, o.status, o.currency, o.total, o.refunded,
            o.placed_at, p.id AS program_id, p.status AS program_status, p.enrolment, p.pending_days,
-           p.expiry_policy, p.expiry_period, v.version, v.rules, val.points AS valued,
-           val.rule_version AS valued_version, a.id AS account_id, t.multiplier AS tier_factor,
-           coalesce(e.earned, 0) AS earned, coalesce(e.entries, 0) AS entries, e.lots
+           p.expiry_policy, p.expiry_period, v.version, v.rules, a.id AS account_id, t.multiplier AS tier_factor
       FROM orders o
       JOIN loyalty_programs p
         ON p.status <> 'closed' AND (cardinality(p.channels) = 0 OR o.channel = ANY(p.channels))
@@ -47,16 +47,23 @@ _ACCRUAL = text(
         SELECT v.version, v.rules FROM loyalty_rule_versions v
          WHERE v.program_id = p.id AND v.effective_from <= o.placed_at
          ORDER BY v.effective_from DESC LIMIT 1) v ON true
-      LEFT JOIN loyalty_order_valuations val ON val.program_id = p.id AND val.order_id = o.id
       LEFT JOIN loyalty_accounts a ON a.program_id = p.id AND a.customer_id = o.customer_id
       LEFT JOIN loyalty_tiers t ON t.id = a.tier_id
-      -- Across the program's accounts: a merge may have moved the order's points elsewhere.
-      LEFT JOIN LATERAL (
-        SELECT sum(e.delta) AS earned, count(*) AS entries,
-               array_agg(e.id) FILTER (WHERE e.delta > 0 AND e.account_id = a.id) AS lots
-          FROM loyalty_ledger e JOIN loyalty_accounts ea ON ea.id = e.account_id AND ea.program_id = p.id
-         WHERE e.source = 'order' AND e.source_id = o.id::text) e ON true
      WHERE o.id = ANY(:ids) AND o.customer_id IS NOT NULL
+    """
+)
+_VALUATIONS = text(
+    """
+    SELECT program_id, order_id, points, rule_version FROM loyalty_order_valuations
+     WHERE program_id = ANY(:programs) AND order_id = ANY(:ids)
+    """
+)
+# Across the program's accounts: a merge may have moved an order's points to another account.
+_HELD = text(
+    """
+    SELECT a.program_id, e.source_id, e.account_id, e.id, e.delta
+      FROM loyalty_ledger e JOIN loyalty_accounts a ON a.id = e.account_id
+     WHERE e.source = 'order' AND e.source_id = ANY(:ids)
     """
 )
 _LINES = text(
@@ -111,7 +118,7 @@ async def accrue_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -
     this twice changes nothing and a partial refund reverses proportionally."""
     if not order_ids:
         return
-    rows = (await session.execute(_ACCRUAL, {"ids": list(order_ids)})).mappings().all()
+    rows = await _rows(session, order_ids)
     if not rows:
         return
     # A paused program values nothing new, but still reverses what its orders earned.
@@ -166,6 +173,33 @@ async def accrue_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -
     await tiers.upgrade(session, sorted({p.account_id for p in postings}))
 
 
+async def _rows(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    """Each (order, program) pair with its valuation and what the order holds in the program."""
+    rows = [dict(r) for r in (await session.execute(_ACCRUAL, {"ids": list(order_ids)})).mappings()]
+    if not rows:
+        return []
+    ids, programs = list({r["order_id"] for r in rows}), list({r["program_id"] for r in rows})
+    valuations = {
+        (program_id, order_id): (points, version)
+        for program_id, order_id, points, version in await session.execute(
+            _VALUATIONS, {"programs": programs, "ids": ids}
+        )
+    }
+    held: dict[tuple[uuid.UUID, str], list[tuple[uuid.UUID, uuid.UUID, int]]] = defaultdict(list)
+    for program_id, source_id, account_id, entry_id, delta in await session.execute(
+        _HELD, {"ids": [str(i) for i in ids]}
+    ):
+        held[(program_id, source_id)].append((account_id, entry_id, delta))
+    for r in rows:
+        r["valued"], r["valued_version"] = valuations.get((r["program_id"], r["order_id"]), (None, None))
+        entries = held[(r["program_id"], str(r["order_id"]))]
+        r["earned"] = sum(delta for _, _, delta in entries)
+        r["entries"] = len(entries)
+        # The order's own lots in the account it earns in now: a reversal takes from them first.
+        r["lots"] = [entry for account, entry, delta in entries if delta > 0 and account == r["account_id"]]
+    return rows
+
+
 def _earns(row: Any) -> bool:
     return row["status"] in EARNING_STATUSES and row["total"] > 0
 
@@ -208,13 +242,15 @@ async def _value(
             caps.add(account_id, at, points)
     exponent = Decimal(10) ** get_currency_precision(settings.reporting_currency)
     valued: dict[tuple[uuid.UUID, uuid.UUID], tuple[int, int]] = {}
+    parsed: dict[tuple[uuid.UUID, int], EarningRules] = {}
     uncapped: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     spends: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     for r in sorted(rows, key=lambda r: (r["placed_at"], r["order_id"])):
         total = converted.get(r["order_id"])
         if total is None:
             continue
-        rules = EarningRules.from_json(r["rules"])
+        version_key = (r["program_id"], r["version"])
+        rules = parsed.get(version_key) or parsed.setdefault(version_key, EarningRules.from_json(r["rules"]))
         raw = order_points(
             rules,
             spend=Decimal(total.amount) / exponent,

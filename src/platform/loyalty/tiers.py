@@ -12,8 +12,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,23 +150,33 @@ async def get_tiers(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uui
     return {t.id: t for t in await session.scalars(select(Tier).where(Tier.id.in_(ids)))}
 
 
-_QUALIFICATION = text(
+# Plain statements, each on its index: accrual runs these inside imports, while the tables grow
+# faster than their statistics follow.
+_ACCOUNTS = text(
     """
-    SELECT a.id, a.program_id, a.tier_id, a.tier_review_at, coalesce(t.rank, -1) AS rank,
-           coalesce((SELECT round(sum(v.spend * (o.total - o.refunded) / o.total))
-                       FROM orders o JOIN loyalty_order_valuations v ON v.program_id = a.program_id AND v.order_id = o.id
-                      WHERE o.customer_id = a.customer_id AND o.status = ANY(:earning) AND o.total > 0
-                        AND o.placed_at > CAST(:now AS timestamptz) - make_interval(days => p.tier_window_days)), 0) AS spend,
-           coalesce((SELECT sum(e.delta) FROM loyalty_ledger e
-                      WHERE e.account_id = a.id AND e.source = 'event'
-                        AND e.effective_at > CAST(:now AS timestamptz) - make_interval(days => p.tier_window_days)), 0) AS interaction,
-           p.tier_review_months
+    SELECT a.id, a.program_id, a.customer_id, a.tier_id, a.tier_since, coalesce(t.rank, -1) AS rank,
+           p.tier_window_days, p.tier_review_months
       FROM loyalty_accounts a
       JOIN loyalty_programs p ON p.id = a.program_id
       LEFT JOIN loyalty_tiers t ON t.id = a.tier_id
-     WHERE a.id = ANY(:ids)
+     WHERE a.id = ANY(:ids) AND EXISTS (SELECT FROM loyalty_tiers l WHERE l.program_id = a.program_id)
      ORDER BY a.id
        FOR UPDATE OF a
+    """
+)
+_SPEND = text(
+    """
+    SELECT o.customer_id, round(sum(v.spend * (o.total - o.refunded) / o.total))
+      FROM orders o JOIN loyalty_order_valuations v ON v.program_id = :program AND v.order_id = o.id
+     WHERE o.customer_id = ANY(:customers) AND o.status = ANY(:earning) AND o.total > 0 AND o.placed_at > :since
+     GROUP BY o.customer_id
+    """
+)
+_INTERACTION = text(
+    """
+    SELECT account_id, sum(delta) FROM loyalty_ledger
+     WHERE account_id = ANY(:ids) AND source = 'event' AND effective_at > :since
+     GROUP BY account_id
     """
 )
 _DUE = text(
@@ -194,61 +205,104 @@ async def _evaluate(
 ) -> int:
     if not account_ids:
         return 0
-    rows = (
-        await session.execute(
-            _QUALIFICATION, {"ids": list(account_ids), "now": now, "earning": EARNING_STATUSES}
-        )
-    ).mappings()
-    ladders: dict[uuid.UUID, list[Tier]] = {}
-    changed = 0
-    for row in rows:
-        ladder = ladders.get(row["program_id"])
-        if ladder is None:
-            ladder = ladders[row["program_id"]] = await ladder_of(session, row["program_id"])
-        qualified = max(
+    accounts = (await session.execute(_ACCOUNTS, {"ids": list(account_ids)})).mappings().all()
+    changes: list[TierChange] = []
+    unchanged = []  # reviewed and kept: only their next review moves
+    for program_id in {a["program_id"] for a in accounts}:
+        members = [a for a in accounts if a["program_id"] == program_id]
+        since = now - timedelta(days=members[0]["tier_window_days"])
+        spend: dict[uuid.UUID, Any] = dict(
             (
-                t.rank
-                for t in ladder
-                if row["spend"] >= t.spend_threshold and row["interaction"] >= t.interaction_threshold
-            ),
-            default=-1,
-        )
-        rank = row["rank"]
-        if qualified > rank:
-            target, reason = qualified, "upgrade"
-        elif review and qualified < rank:
-            target, reason = rank - 1, "downgrade"  # one step at a time, and only at a review
-        else:
-            target, reason = rank, None
-        next_review = add_months(now, row["tier_review_months"])
-        if reason is None:
-            if review:
                 await session.execute(
-                    update(Account).where(Account.id == row["id"]).values(tier_review_at=next_review)
+                    _SPEND,
+                    {
+                        "program": program_id,
+                        "customers": [a["customer_id"] for a in members],
+                        "earning": EARNING_STATUSES,
+                        "since": since,
+                    },
                 )
-            continue
-        new_tier = next((t.id for t in ladder if t.rank == target), None)
-        await session.execute(
-            update(Account)
-            .where(Account.id == row["id"])
-            .values(tier_id=new_tier, tier_since=now, tier_review_at=next_review)
+            ).all()
         )
-        session.add(
-            TierChange(
-                tenant_id=current_tenant(session),
-                id=uuid7(),
-                account_id=row["id"],
-                from_tier_id=row["tier_id"],
-                to_tier_id=new_tier,
-                reason=reason,
-                qualifying_spend=int(row["spend"]),
-                interaction_points=int(row["interaction"]),
-                changed_at=now,
+        interaction: dict[uuid.UUID, Any] = dict(
+            (await session.execute(_INTERACTION, {"ids": [a["id"] for a in members], "since": since})).all()
+        )
+        ladder = await ladder_of(session, program_id)
+        for account in members:
+            change = _settle(
+                account,
+                ladder,
+                int(spend.get(account["customer_id"], 0)),
+                int(interaction.get(account["id"], 0)),
+                review=review,
             )
+            if change is not None:
+                changes.append(change)
+            elif review:
+                unchanged.append(account)
+    if unchanged:
+        await session.execute(
+            _SET_TIERS,
+            {
+                "ids": [a["id"] for a in unchanged],
+                "tiers": [a["tier_id"] for a in unchanged],
+                "since": [a["tier_since"] for a in unchanged],
+                "review": [add_months(now, a["tier_review_months"]) for a in unchanged],
+            },
         )
-        changed += 1
-    await session.flush()
-    return changed
+    if changes:
+        months = {a["id"]: a["tier_review_months"] for a in accounts}
+        await session.execute(
+            _SET_TIERS,
+            {
+                "ids": [c.account_id for c in changes],
+                "tiers": [c.to_tier_id for c in changes],
+                "since": [now] * len(changes),
+                "review": [add_months(now, months[c.account_id]) for c in changes],
+            },
+        )
+        for change in changes:
+            change.tenant_id = current_tenant(session)
+            change.changed_at = now
+        session.add_all(changes)
+        await session.flush()
+    return len(changes)
+
+
+_SET_TIERS = text(
+    """
+    UPDATE loyalty_accounts a SET tier_id = u.tier_id, tier_since = u.since, tier_review_at = u.review
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:tiers AS uuid[]), CAST(:since AS timestamptz[]),
+                  CAST(:review AS timestamptz[])) AS u(id, tier_id, since, review)
+     WHERE a.id = u.id
+    """
+)
+
+
+def _settle(
+    account: Any, ladder: Sequence[Tier], spend: int, interaction: int, *, review: bool
+) -> TierChange | None:
+    """The change that brings one account to the tier it should hold, if any."""
+    qualified = max(
+        (t.rank for t in ladder if spend >= t.spend_threshold and interaction >= t.interaction_threshold),
+        default=-1,
+    )
+    rank = account["rank"]
+    if qualified > rank:
+        target, reason = qualified, "upgrade"
+    elif review and qualified < rank:
+        target, reason = rank - 1, "downgrade"  # one step at a time, and only at a review
+    else:
+        return None
+    return TierChange(
+        id=uuid7(),
+        account_id=account["id"],
+        from_tier_id=account["tier_id"],
+        to_tier_id=next((t.id for t in ladder if t.rank == target), None),
+        reason=reason,
+        qualifying_spend=spend,
+        interaction_points=interaction,
+    )
 
 
 async def history(session: AsyncSession, account_id: uuid.UUID, limit: int = 100) -> list[TierChange]:
