@@ -45,7 +45,12 @@ SELECT json_build_object('customer', (SELECT json_build_object(
                          'placedAt', o.placed_at, 'total', o.total, 'currency', o.currency,
                          'lines', (SELECT json_agg(json_build_object('sku', l.sku, 'quantity', l.quantity, 'unitPrice', l.unit_price)
                                                    ORDER BY l.line_no) FROM order_lines l WHERE l.order_id = o.id)) ORDER BY o.id)
-                        FROM (SELECT * FROM orders WHERE customer_id = c.id ORDER BY id LIMIT 20) o), '[]')))
+                        FROM (SELECT * FROM orders WHERE customer_id = c.id ORDER BY id LIMIT 20) o), '[]')),
+  'loyalty', coalesce((SELECT json_agg(json_build_object('balance', json_build_object('total', a.balance),
+     'ledger', json_build_object('edges', coalesce((SELECT json_agg(json_build_object('node', json_build_object(
+                  'points', e.delta, 'kind', upper(e.kind), 'effectiveAt', e.effective_at)) ORDER BY e.id)
+                FROM (SELECT * FROM loyalty_ledger WHERE account_id = a.id ORDER BY id LIMIT 50) e), '[]')))
+     ORDER BY a.program_id) FROM loyalty_accounts a WHERE a.customer_id = c.id), '[]'))
   FROM customers c WHERE c.id = $1))::text
 """
 ORDERS = """

@@ -4,8 +4,8 @@
 
 Builds a multi-tenant dataset with SQL in a scratch database on BRANDLOOP_DATABASE_URL's server
 (or the embedded PostgreSQL): 50 tenants, one holding 40% of the rows; at --scale 1, 200,000
-customers with ~2 tags each, 2 million orders with 2 lines each. Then, one after the other, it
-serves the same operations from: `brandloop serve` (one process) with the planner, the same
+customers with ~2 tags each, 2 million orders with 2 lines each and a loyalty ledger entry each
+(50 entries for the customers with 20 orders). Then, one after the other, it serves the same operations from: `brandloop serve` (one process) with the planner, the same
 without it, PostGraphile 4 (benchmarks/postgraphile, over the same tables as the same role under
 the same row-level security, the tenant taken from a header), and a floor server (one
 hand-written SQL statement per operation). It checks that all return the same data, drives each
@@ -51,10 +51,11 @@ OPERATIONS = {
         "{ customers(first: 50) { totalCount pageInfo { hasNextPage endCursor } edges { node { id displayName email "
         "lifecycleStage tags { name } orders(first: 5) { edges { node { id channel status placedAt total { amount currency } } } } } } } }"
     ),
-    "customer": (  # one customer with 20 orders and their lines
+    "customer": (  # one customer with 20 orders and their lines, and 50 loyalty ledger entries
         "query($id: ID!) { customer(id: $id) { id displayName email phone createdAt identities { kind value } "
         "orders(first: 20) { totalCount edges { node { id externalId status placedAt total { amount currency } "
-        "lines { sku quantity unitPrice { amount } } } } } } }"
+        "lines { sku quantity unitPrice { amount } } } } } "
+        "loyalty { balance { total } ledger(first: 50) { edges { node { points kind effectiveAt } } } } } }"
     ),
     "orders": (  # a page of orders filtered by channel and time
         '{ orders(first: 50, filter: {channel: "shopee", placedAfter: "2026-01-01T00:00:00Z", placedBefore: "2026-07-01T00:00:00Z"}) '
@@ -73,7 +74,9 @@ POSTGRAPHILE = {
         "query($id: UUID!, $t: UUID!) { customerByTenantIdAndId(tenantId: $t, id: $id) { id displayName email phone createdAt "
         "customerIdentitiesByTenantIdAndCustomerId { nodes { kind value } } "
         "ordersByTenantIdAndCustomerId(first: 20, orderBy: ID_ASC) { totalCount nodes { id externalId status placedAt total currency "
-        "orderLinesByTenantIdAndOrderId(orderBy: LINE_NO_ASC) { nodes { sku quantity unitPrice } } } } } }"
+        "orderLinesByTenantIdAndOrderId(orderBy: LINE_NO_ASC) { nodes { sku quantity unitPrice } } } } "
+        "loyaltyAccountsByTenantIdAndCustomerId(orderBy: PROGRAM_ID_ASC) { nodes { balance "
+        "loyaltyLedgersByTenantIdAndAccountId(first: 50, orderBy: ID_ASC) { nodes { delta kind effectiveAt } } } } } }"
     ),
     "orders": (
         '{ allOrders(first: 50, orderBy: ID_ASC, filter: {channel: {equalTo: "shopee"}, placedAt: '
@@ -121,6 +124,32 @@ SELECT o.tenant_id, o.id, l, 'SKU-' || l, 'Product ' || l, l, 500
 
 INSERT INTO customer_identities (tenant_id, id, customer_id, kind, value, source)
 SELECT tenant_id, gen_random_uuid(), id, 'email', email, 'manual' FROM customers;
+
+-- A loyalty program per tenant: every customer a member, one entry per order, 30 more
+-- (goodwill adjustments) for the customers with 20 orders: 50 entries.
+INSERT INTO loyalty_programs (tenant_id, id, name, points_name, status, enrolment, expiry_policy)
+SELECT id, gen_random_uuid(), 'Club', 'Points', 'active', 'automatic', 'none' FROM t;
+
+INSERT INTO loyalty_accounts (tenant_id, id, program_id, customer_id)
+SELECT c.tenant_id, gen_random_uuid(), p.id, c.id FROM customers c JOIN loyalty_programs p ON p.tenant_id = c.tenant_id;
+
+INSERT INTO loyalty_ledger (tenant_id, id, account_id, delta, kind, source, source_id, idempotency_key,
+                            effective_at, actor)
+SELECT o.tenant_id, gen_random_uuid(), a.id, o.total / 100, 'earn', 'order', o.id::text, 'order:' || o.id,
+       o.placed_at, 'bench'
+  FROM orders o JOIN loyalty_accounts a ON a.tenant_id = o.tenant_id AND a.customer_id = o.customer_id;
+
+INSERT INTO loyalty_ledger (tenant_id, id, account_id, delta, kind, source, idempotency_key, effective_at,
+                            reason, actor)
+SELECT a.tenant_id, gen_random_uuid(), a.id, k, 'adjust', 'admin', 'adjust:' || a.id || ':' || k,
+       timestamptz '2026-07-01' + k * interval '1 hour', 'goodwill', 'bench'
+  FROM loyalty_accounts a
+  JOIN customers c ON c.tenant_id = a.tenant_id AND c.id = a.customer_id
+  JOIN LATERAL generate_series(1, 30) k ON abs(hashtext(c.id::text)) % 100 = 0;
+
+UPDATE loyalty_accounts a SET balance = e.total
+  FROM (SELECT account_id, sum(delta) AS total FROM loyalty_ledger GROUP BY account_id) e
+ WHERE e.account_id = a.id;
 """
 
 
@@ -280,6 +309,7 @@ def canonical(operation: str, data: dict[str, Any]) -> Any:
             c["phone"],
             sorted((i["kind"].lower(), i["value"]) for i in identities),
             orders["totalCount"],
+            _ledger(c),
             [
                 (
                     _uuid(o["id"]),
@@ -311,6 +341,28 @@ def canonical(operation: str, data: dict[str, Any]) -> Any:
             _uuid((o.get("customer") or o["customerByTenantIdAndCustomerId"])["id"]),
         )
         for o in nodes
+    ]
+
+
+def _ledger(customer: dict[str, Any]) -> list[Any]:
+    """Balance and ledger of each of the customer's accounts."""
+    if "loyalty" in customer:
+        return [
+            (
+                a["balance"]["total"],
+                [(e["node"]["points"], e["node"]["kind"].lower()) for e in a["ledger"]["edges"]],
+            )
+            for a in customer["loyalty"]
+        ]
+    return [
+        (
+            int(a["balance"]),
+            [
+                (int(e["delta"]), e["kind"].lower())
+                for e in a["loyaltyLedgersByTenantIdAndAccountId"]["nodes"]
+            ],
+        )
+        for a in customer["loyaltyAccountsByTenantIdAndCustomerId"]["nodes"]
     ]
 
 

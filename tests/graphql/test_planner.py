@@ -13,6 +13,8 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop.app import create_app
+from brandloop.auth.permissions import Permission
+from brandloop.graphql.planner import plan_key
 from brandloop.settings import Settings
 from support import GraphQLClient, Tenant, make_tenant
 
@@ -28,6 +30,15 @@ ORDER_FIELDS = """
   subtotal { amount currency } discount { amount } shipping { amount currency } tax { amount }
   total { __typename amount currency } refunded { amount }
   lines { __typename lineNo sku productName category quantity unitPrice { amount currency } lineTotal { amount } }
+"""
+
+LOYALTY_FIELDS = """
+  __typename enrolledAt tierReviewAt
+  program { __typename id name pointsName status channels enrolment expiryPolicy expiryPeriod pendingDays pointCost
+            tierWindowDays tierReviewMonths createdAt }
+  balance { total available pending earned spent expired }
+  ledger(first: 5) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node {
+    __typename id points kind source sourceId effectiveAt expiresAt ruleVersion reason actor recordedAt } } }
 """
 
 CORPUS: list[tuple[str, str, dict[str, Any]]] = [
@@ -102,6 +113,16 @@ CORPUS: list[tuple[str, str, dict[str, Any]]] = [
         {},
     ),
     ("max page", "{ orders(first: 100) { edges { node { id } } } }", {}),
+    (
+        "loyalty",
+        f"{{ customers {{ edges {{ node {{ id loyalty {{ {LOYALTY_FIELDS} }} }} }} }} }}",
+        {},
+    ),
+    (
+        "ledger pages",
+        "{ customers(first: 3) { edges { node { loyalty { ledger(first: 1) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { points } } } } } } } }",
+        {},
+    ),
 ]
 
 
@@ -179,7 +200,56 @@ async def shop(engine: AsyncEngine, client: httpx.AsyncClient) -> dict[str, Any]
         "mutation($s: ID!, $m: [ID!]!) { mergeCustomers(input: {survivorId: $s, mergedIds: $m}) { userErrors { code } } }",
         {"s": ids["Li Wei"], "m": [ids["merged"]]},
     )
+    await _loyalty(gql, tenant, ids)
     return {"tenant": tenant, "ids": ids}
+
+
+async def _loyalty(gql: GraphQLClient, tenant: Tenant, ids: dict[str, str]) -> None:
+    """Two programs; points granted, taken, redeemed and given back; one program pending."""
+    programs = []
+    for name, settings in (
+        ("Tea Club", {"pointCost": "2.5", "channels": ["shopee", "tiktok"]}),
+        ("Cups", {"pendingDays": 30, "expiryPolicy": "YEAR_END", "expiryPeriod": 2}),
+    ):
+        data = await gql.data(
+            tenant.key,
+            "mutation($i: LoyaltyProgramInput!) { createLoyaltyProgram(input: $i) { program { id } } }",
+            {"i": {"name": name, "pointsName": "Leaves", **settings}},
+        )
+        programs.append(data["createLoyaltyProgram"]["program"]["id"])
+    adjust = """mutation($i: AdjustPointsInput!) { adjustPoints(input: $i) { userErrors { code } } }"""
+    for n, (program, customer, points) in enumerate(
+        [(0, "Li Wei", 120), (0, "Li Wei", -20), (1, "Li Wei", 70), (0, "Emma Brown", 50), (0, "Li Wei", 5)]
+    ):
+        await gql.data(
+            tenant.key,
+            adjust,
+            {
+                "i": {
+                    "programId": programs[program],
+                    "customerId": ids[customer],
+                    "points": points,
+                    "reason": f"r{n}",
+                    "idempotencyKey": f"k{n}",
+                }
+            },
+        )
+    reward = await gql.data(
+        tenant.key,
+        """mutation($p: ID!) { createLoyaltyReward(input: {programId: $p, name: "Cup", kind: GIFT, pointsCost: 30}) {
+             reward { id } } }""",
+        {"p": programs[0]},
+    )
+    redeem = """mutation($c: ID!, $r: ID!, $k: String!) { redeemReward(input: {customerId: $c, rewardId: $r,
+                idempotencyKey: $k}) { redemption { id } } }"""
+    reward_id = reward["createLoyaltyReward"]["reward"]["id"]
+    first = await gql.data(tenant.key, redeem, {"c": ids["Li Wei"], "r": reward_id, "k": "x1"})
+    await gql.data(tenant.key, redeem, {"c": ids["Li Wei"], "r": reward_id, "k": "x2"})
+    await gql.data(
+        tenant.key,
+        'mutation($id: ID!) { cancelRedemption(input: {id: $id, reason: "broken"}) { userErrors { code } } }',
+        {"id": first["redeemReward"]["redemption"]["id"]},
+    )
 
 
 async def both(
@@ -237,6 +307,10 @@ async def test_single_objects_agree(
         (
             f"query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} customer {{ {CUSTOMER_FIELDS} }} }} }}",
             {"id": ids["O-2"]},
+        ),
+        (
+            f"query($id: ID!) {{ customer(id: $id) {{ id loyalty {{ {LOYALTY_FIELDS} }} }} }}",
+            {"id": ids["Li Wei"]},
         ),
     ]
     for query, variables in cases:
@@ -320,3 +394,15 @@ async def test_a_repeated_request_answers_from_its_cached_plan(
     )
     after = await gql(shop["tenant"].key, query, {"n": 3})
     assert after["data"]["orders"]["totalCount"] == first["data"]["orders"]["totalCount"] + 1
+
+
+async def test_a_plan_needs_the_permissions_of_its_nested_fields(
+    gql: GraphQLClient, shop: dict[str, Any], app: Any
+) -> None:
+    query = "{ customers(first: 1) { edges { node { id loyalty { balance { total } } } } } }"
+    body = await gql(shop["tenant"].key, query)
+    assert body["extensions"]["planned"] is True
+    loyalty = body["data"]["customers"]["edges"][0]["node"]["loyalty"]
+    assert loyalty == [{"balance": {"total": 75}}, {"balance": {"total": 70}}]  # Li Wei's two accounts
+    plan = app.state.runtime.plans[plan_key(query, None, None)]
+    assert plan.permissions == {Permission.CUSTOMERS_READ, Permission.LOYALTY_READ}

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import FieldNode, GraphQLObjectType
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, Text, and_, case, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from brandloop.auth.permissions import Permission
@@ -25,6 +25,7 @@ from brandloop.graphql.planner import (
     RootPlan,
     Row,
     Scope,
+    Unplannable,
     column,
     computed,
     connection,
@@ -32,9 +33,11 @@ from brandloop.graphql.planner import (
     global_id,
     iso_time,
     json_list,
+    needs,
     nested,
 )
 from brandloop.graphql.relay import pk_of
+from brandloop.loyalty.models import Account, LedgerEntry, Lot, Program
 from brandloop.orders import service as orders
 from brandloop.orders.graphql import OrderFilterInput
 from brandloop.orders.models import Order, OrderLine
@@ -159,6 +162,146 @@ def _order_customer(scope: Scope, parent: GraphQLObjectType, node: FieldNode, ro
     )
 
 
+LEDGER_ENTRY = ObjectPlan(
+    "LoyaltyLedgerEntry",
+    {
+        "id": computed(lambda row: global_id("LoyaltyLedgerEntry", row["id"])),
+        "points": column("delta"),
+        "kind": computed(lambda row: enum_name(row["kind"])),
+        "source": computed(lambda row: enum_name(row["source"])),
+        "sourceId": column("source_id"),
+        "effectiveAt": _time("effective_at"),
+        "expiresAt": _time("expires_at"),
+        "ruleVersion": column("rule_version"),
+        "reason": column("reason"),
+        "actor": column("actor"),
+        "recordedAt": _time("created_at"),
+    },
+)
+
+LOYALTY_PROGRAM = ObjectPlan(
+    "LoyaltyProgram",
+    {
+        "id": computed(lambda row: global_id("LoyaltyProgram", row["id"])),
+        "name": column("name"),
+        "pointsName": column("points_name"),
+        "status": computed(lambda row: enum_name(row["status"])),
+        "channels": computed(lambda row: func.to_json(row["channels"])),
+        "enrolment": computed(lambda row: enum_name(row["enrolment"])),
+        "expiryPolicy": computed(lambda row: enum_name(row["expiry_policy"])),
+        "expiryPeriod": column("expiry_period"),
+        "pendingDays": column("pending_days"),
+        # strawberry writes a Decimal as its text, which for numeric(18, 6) is PostgreSQL's text.
+        "pointCost": computed(lambda row: row["point_cost"].cast(Text)),
+        "tierWindowDays": column("tier_window_days"),
+        "tierReviewMonths": column("tier_review_months"),
+        "createdAt": _time("created_at"),
+    },
+)
+
+
+def _account_program(
+    scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row
+) -> ColumnElement[Any]:
+    programs = _columns(Program)
+    return (
+        select(LOYALTY_PROGRAM.json(scope, node.selection_set, programs))
+        .where(programs["id"] == row["program_id"])
+        .correlate(row["program_id"].table)
+        .scalar_subquery()
+    )
+
+
+def _balance(scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row) -> ColumnElement[Any]:
+    """As ledger.balances: the cached total, pending lots, and the ledger's sums by kind."""
+    lots, entries = _columns(Lot), _columns(LedgerEntry)
+    pending = func.coalesce(
+        select(func.sum(lots["remaining"]))
+        .where(lots["account_id"] == row["id"], lots["available_at"] > func.now())
+        .correlate(row["id"].table)
+        .scalar_subquery(),
+        0,
+    )
+
+    def summed(sign: int, *which: ColumnElement[bool]) -> ColumnElement[Any]:
+        return func.coalesce(
+            select(func.sum(entries["delta"]) * sign)
+            .where(entries["account_id"] == row["id"], or_(*which))
+            .correlate(row["id"].table)
+            .scalar_subquery(),
+            0,
+        )
+
+    total = row["balance"]
+    values = {
+        "total": total,
+        "available": case((total > 0, func.greatest(total - pending, 0)), else_=total),
+        "pending": pending,
+        "earned": summed(1, entries["kind"] == "earn"),
+        "spent": summed(
+            -1,
+            entries["kind"] == "redeem",
+            and_(entries["kind"] == "reverse", entries["source"] == "redemption"),
+        ),
+        "expired": summed(-1, entries["kind"] == "expire"),
+    }
+    balance_type = scope.schema.get_type("LoyaltyBalance")
+    assert isinstance(balance_type, GraphQLObjectType)
+    pairs: list[Any] = []
+    for key, field_node in scope.selections(balance_type, node.selection_set):
+        name = field_node.name.value
+        if name not in values:
+            raise Unplannable(f"LoyaltyBalance.{name}")
+        pairs += [literal(key), values[name]]
+    return func.json_build_object(*pairs)
+
+
+def _ledger(scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row) -> ColumnElement[Any]:
+    def page(first: int, after: uuid.UUID | None) -> Select[Any]:
+        query = select(LedgerEntry).where(LedgerEntry.account_id == row["id"]).correlate(row["id"].table)
+        return keyset_page(query, LedgerEntry, first, after)
+
+    return connection(
+        scope,
+        parent,
+        node,
+        type_name="LoyaltyLedgerEntryConnection",
+        node_plan=LEDGER_ENTRY,
+        page=page,
+        count=lambda: (
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.account_id == row["id"])
+            .correlate(row["id"].table)
+        ),
+    )
+
+
+ACCOUNT = ObjectPlan(
+    "LoyaltyAccount",
+    {
+        "enrolledAt": _time("enrolled_at"),
+        "tierReviewAt": _time("tier_review_at"),
+        "program": _account_program,
+        "balance": _balance,
+        "ledger": _ledger,
+    },
+)
+
+
+def _loyalty(scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row) -> ColumnElement[Any]:
+    accounts = _columns(Account)
+    return json_list(
+        select(
+            func.json_agg(
+                aggregate_order_by(ACCOUNT.json(scope, node.selection_set, accounts), accounts["program_id"])
+            )
+        )
+        .where(accounts["customer_id"] == row["id"])
+        .correlate(row["id"].table)
+    )
+
+
 CUSTOMER = ObjectPlan(
     "Customer",
     {
@@ -176,6 +319,7 @@ CUSTOMER = ObjectPlan(
         "tags": _tags,
         "identities": _identities,
         "orders": _customer_orders,
+        "loyalty": needs(Permission.LOYALTY_READ, _loyalty),
     },
 )
 

@@ -382,8 +382,8 @@ class BalanceType:
     )
     available: int = strawberry.field(description="What can be spent now.")
     pending: int = strawberry.field(description="Earned, but still in the program's pending period.")
-    earned: int
-    spent: int
+    earned: int = strawberry.field(description="Earned from orders and events (before reversals).")
+    spent: int = strawberry.field(description="Spent on rewards, net of cancelled redemptions.")
     expired: int
 
 

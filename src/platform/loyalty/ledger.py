@@ -396,7 +396,7 @@ _BALANCES = text(
       FROM loyalty_accounts a
       LEFT JOIN LATERAL (
         SELECT sum(delta) FILTER (WHERE kind = 'earn') AS earned,
-               -sum(delta) FILTER (WHERE kind = 'redeem') AS spent,
+               -sum(delta) FILTER (WHERE kind = 'redeem' OR (kind = 'reverse' AND source = 'redemption')) AS spent,
                -sum(delta) FILTER (WHERE kind = 'expire') AS expired
           FROM loyalty_ledger WHERE account_id = a.id) e ON true
      WHERE a.id = ANY(:ids)
