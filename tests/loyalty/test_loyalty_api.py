@@ -367,3 +367,38 @@ async def test_another_tenants_program_is_not_found(
     assert data["loyaltyProgram"] is None
     refused = await adjust(gql, tenant, theirs, customer, 10, "x")
     assert [e["code"] for e in refused["userErrors"]] == ["NOT_FOUND"]
+
+
+async def test_a_paused_program_earns_nothing_new_but_still_reverses(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
+    program_id = await program(gql, tenant)
+    await rules(gql, tenant, program_id, pointsPerUnit="1")
+    customer = (await order(gql, tenant, "A"))["order"]["customer"]["id"]
+    update = """mutation($input: UpdateLoyaltyProgramInput!) {
+      updateLoyaltyProgram(input: $input) { program { name status } userErrors { field code } } }"""
+    paused = await gql.data(
+        tenant.key,
+        update,
+        {"input": {"id": program_id, "name": "Tea Club", "pointsName": "Leaves", "status": "PAUSED"}},
+    )
+    assert paused["updateLoyaltyProgram"] == {
+        "program": {"name": "Tea Club", "status": "PAUSED"},
+        "userErrors": [],
+    }
+    await order(gql, tenant, "B", placed=40)
+    assert (await balance(gql, tenant, customer))["total"] == 100
+    await order(gql, tenant, "A", status="REFUNDED", refunded=10_000, version=1)
+    assert (await balance(gql, tenant, customer))["total"] == 0
+    unknown = await gql.data(
+        tenant.key,
+        update,
+        {
+            "input": {
+                "id": "TG95YWx0eVByb2dyYW06MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAw",
+                "name": "X",
+                "pointsName": "P",
+            }
+        },
+    )
+    assert unknown["updateLoyaltyProgram"]["userErrors"] == [{"field": "programId", "code": "NOT_FOUND"}]
