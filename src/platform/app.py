@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from cachetools import LRUCache
+from joserfc.jwk import OctKey
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,6 +40,8 @@ from brandloop.graphql.context import RequestContext
 from brandloop.graphql.errors import format_error
 from brandloop.graphql.planner import CompiledPlan, PlanCache, PlannedData, fetch_json, plan_cache, plan_key
 from brandloop.graphql.schema import create_schema
+from brandloop.nps import http as survey_http
+from brandloop.nps import links
 from brandloop.observability import HTTP_REQUESTS, HTTP_SECONDS, observe_operation
 from brandloop.settings import Settings, get_settings
 
@@ -60,6 +63,8 @@ class Runtime:
     plans: PlanCache
     persisted: LRUCache[str, str]
     """Persisted queries by SHA-256: each process learns them on its own, as the protocol allows."""
+    link_key: OctKey
+    """Signs and checks survey links."""
 
     def cached_plan(self, payload: dict[str, Any], principal: Principal) -> CompiledPlan | None:
         """The compiled plan of an identical earlier request, if the caller may run it."""
@@ -263,7 +268,10 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope["path"] if scope["path"] in ROUTES else "other"
+            path = scope["path"]
+            route = (
+                path if path in ROUTES else "/surveys/{token}" if path.startswith("/surveys/") else "other"
+            )
             HTTP_REQUESTS.labels(route, str(status)).inc()
             HTTP_SECONDS.labels(route).observe(elapsed)
             log.info(
@@ -289,6 +297,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             JwtVerifier(settings),
             plans,
             persisted=LRUCache(maxsize=PERSISTED_QUERIES),
+            link_key=links.signing_key(settings),
         )
         try:
             yield
@@ -301,6 +310,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/surveys/{token}", survey_http.survey, methods=["GET", "POST"]),
         ],
         middleware=[
             Middleware(RequestLog),

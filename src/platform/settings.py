@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     )
 
     # Limits against abuse.
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs survey links. Required in production (32+ characters, the same on every "
+        "API process); in development one is generated into the data folder.",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where customers reach this API (survey links)."
+    )
     max_page_size: int = Field(default=100, ge=1, le=1000)
     max_query_depth: int = Field(default=10, ge=2)
     max_query_cost: int = Field(default=50_000, ge=1)
@@ -71,6 +79,8 @@ class Settings(BaseSettings):
         problems = []
         if self.database_url is None:
             problems.append("BRANDLOOP_DATABASE_URL must be set (no embedded database)")
+        if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
+            problems.append("BRANDLOOP_SECRET_KEY must be set, 32 characters or more")
         if self.jwt_jwks_url and not self.jwt_issuer:
             problems.append("BRANDLOOP_JWT_ISSUER must be set with BRANDLOOP_JWT_JWKS_URL")
         if problems:

@@ -277,6 +277,7 @@ async def test_development_tokens_are_refused_in_production(
         environment="production",
         database_url=settings.database_url,
         data_dir=settings.data_dir,
+        secret_key="a-production-secret-of-32-characters-or-more",
     )
     app = create_app(production)
     async with (
@@ -292,8 +293,13 @@ async def test_development_tokens_are_refused_in_production(
 
 def test_production_refuses_development_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BRANDLOOP_DATABASE_URL", raising=False)
-    with pytest.raises(ValueError, match="BRANDLOOP_DATABASE_URL"):
+    with pytest.raises(ValueError, match="BRANDLOOP_DATABASE_URL") as refused:
         Settings(_env_file=None, environment="production")
+    assert "BRANDLOOP_SECRET_KEY" in str(refused.value)
+    with pytest.raises(ValueError, match="BRANDLOOP_SECRET_KEY"):
+        Settings(
+            _env_file=None, environment="production", database_url="postgresql://x/y", secret_key="short"
+        )
 
 
 # -- JWTs from the identity provider -----------------------------------------------------------

@@ -31,10 +31,24 @@ class Permission(enum.StrEnum):
     """Enrol customers, award event points, redeem rewards."""
     LOYALTY_MANAGE = "loyalty:manage"
     """Programs, rules, rewards, adjustments, the ledger check."""
+    SURVEYS_READ = "surveys:read"
+    SURVEYS_WRITE = "surveys:write"
+    """Surveys, invitations, follow-up tasks."""
 
 
-_READ = {Permission.TENANT_READ, Permission.CUSTOMERS_READ, Permission.ORDERS_READ, Permission.LOYALTY_READ}
-_WRITE = _READ | {Permission.CUSTOMERS_WRITE, Permission.ORDERS_WRITE, Permission.LOYALTY_WRITE}
+_READ = {
+    Permission.TENANT_READ,
+    Permission.CUSTOMERS_READ,
+    Permission.ORDERS_READ,
+    Permission.LOYALTY_READ,
+    Permission.SURVEYS_READ,
+}
+_WRITE = _READ | {
+    Permission.CUSTOMERS_WRITE,
+    Permission.ORDERS_WRITE,
+    Permission.LOYALTY_WRITE,
+    Permission.SURVEYS_WRITE,
+}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset(_READ),

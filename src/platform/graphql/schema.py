@@ -36,6 +36,7 @@ from brandloop.graphql.plans import ROOTS
 from brandloop.graphql.relay import Node, parse_global_id
 from brandloop.graphql.scalars import SCALARS
 from brandloop.loyalty.graphql import LoyaltyMutations, LoyaltyQueries, load_program, load_reward
+from brandloop.nps.graphql import NpsMutations, NpsQueries, load_survey
 from brandloop.observability import OperationMetrics
 from brandloop.orders.graphql import OrderMutations, OrderQueries, load_order
 from brandloop.settings import Settings
@@ -49,6 +50,7 @@ NODE_TYPES = {
     "Order": (Permission.ORDERS_READ, load_order),
     "LoyaltyProgram": (Permission.LOYALTY_READ, load_program),
     "LoyaltyReward": (Permission.LOYALTY_READ, load_reward),
+    "Survey": (Permission.SURVEYS_READ, load_survey),
 }
 
 
@@ -78,12 +80,14 @@ Query = merge_types(
         BlocklistQueries,
         OrderQueries,
         LoyaltyQueries,
+        NpsQueries,
         ApiKeyQueries,
         AuditQueries,
     ),
 )
 Mutation = merge_types(
-    "Mutation", (TenancyMutations, CustomerMutations, OrderMutations, LoyaltyMutations, ApiKeyMutations)
+    "Mutation",
+    (TenancyMutations, CustomerMutations, OrderMutations, LoyaltyMutations, NpsMutations, ApiKeyMutations),
 )
 
 

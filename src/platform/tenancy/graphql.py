@@ -51,6 +51,11 @@ class TenantSettingsType:
     dormant_after_days: int = strawberry.field(description="No order for this long: dormant.")
     churned_after_days: int = strawberry.field(description="No order for this long: churned.")
     rfm_window_days: int = strawberry.field(description="The window RFM frequency and monetary look at.")
+    survey_quiet_days: int = strawberry.field(
+        description="A customer invited to or answering any survey is not invited again for this long."
+    )
+    nps_min_responses: int = strawberry.field(description="NPS groups with fewer responses are flagged.")
+    detractor_follow_up_hours: int = strawberry.field(description="When a detractor's follow-up task is due.")
 
     @classmethod
     def of(cls, row: TenantSettings) -> TenantSettingsType:
@@ -60,6 +65,9 @@ class TenantSettingsType:
             dormant_after_days=row.dormant_after_days,
             churned_after_days=row.churned_after_days,
             rfm_window_days=row.rfm_window_days,
+            survey_quiet_days=row.survey_quiet_days,
+            nps_min_responses=row.nps_min_responses,
+            detractor_follow_up_hours=row.detractor_follow_up_hours,
         )
 
 
@@ -70,6 +78,9 @@ class UpdateTenantSettingsInput:
     dormant_after_days: int | None = strawberry.UNSET
     churned_after_days: int | None = strawberry.UNSET
     rfm_window_days: int | None = strawberry.UNSET
+    survey_quiet_days: int | None = strawberry.UNSET
+    nps_min_responses: int | None = strawberry.UNSET
+    detractor_follow_up_hours: int | None = strawberry.UNSET
 
 
 @strawberry.type

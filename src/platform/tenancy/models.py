@@ -32,6 +32,12 @@ class TenantSettings(Base):
     dormant_after_days: Mapped[int] = mapped_column(default=90)
     churned_after_days: Mapped[int] = mapped_column(default=180)
     rfm_window_days: Mapped[int] = mapped_column(default=365)
+    survey_quiet_days: Mapped[int] = mapped_column(default=90)
+    """A customer invited to or answering any survey is not invited again for this long."""
+    nps_min_responses: Mapped[int] = mapped_column(default=30)
+    """Report groups with fewer responses are flagged as too small to read."""
+    detractor_follow_up_hours: Mapped[int] = mapped_column(default=48)
+    """A detractor's follow-up task is due this long after the response."""
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -71,6 +71,9 @@ async def settings_of(session: AsyncSession) -> TenantSettings:
         dormant_after_days=90,
         churned_after_days=180,
         rfm_window_days=365,
+        survey_quiet_days=90,
+        nps_min_responses=30,
+        detractor_follow_up_hours=48,
     )
 
 
@@ -100,6 +103,12 @@ async def update_settings(session: AsyncSession, changes: dict[str, object], *, 
         )
     if not 30 <= settings.rfm_window_days <= 3650:
         problems.append(Problem("rfmWindowDays", "OUT_OF_RANGE", "The RFM window is 30 to 3650 days."))
+    if not 0 <= settings.survey_quiet_days <= 730:
+        problems.append(Problem("surveyQuietDays", "OUT_OF_RANGE", "The quiet period is 0 to 730 days."))
+    if not 1 <= settings.nps_min_responses <= 10_000:
+        problems.append(Problem("npsMinResponses", "OUT_OF_RANGE", "Give 1 to 10,000 responses."))
+    if not 1 <= settings.detractor_follow_up_hours <= 24 * 90:
+        problems.append(Problem("detractorFollowUpHours", "OUT_OF_RANGE", "Give 1 to 2,160 hours."))
     if problems:
         raise InvalidInput(*problems)
     await session.flush()

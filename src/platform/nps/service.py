@@ -1,0 +1,521 @@
+"""NPS surveys: definitions, invitations (quiet period, consent), responses, follow-up tasks."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from brandloop.audit import service as audit
+from brandloop.db.base import keyset_page, uuid7
+from brandloop.db.session import current_tenant
+from brandloop.errors import InvalidInput, Problem
+from brandloop.loyalty import events as loyalty_events
+from brandloop.loyalty.rules import EventKind
+from brandloop.nps.models import (
+    Invitation,
+    InvitationStatus,
+    Response,
+    Survey,
+    SurveyStatus,
+    Task,
+    TaskStatus,
+    Trigger,
+)
+from brandloop.orders import service as orders
+from brandloop.tenancy.service import settings_of
+
+REQUIRED_LANGUAGES = ("zh-CN", "en")
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+MAX_TEXT = 500
+MAX_COMMENT = 2000
+MAX_ANSWER = 1000
+MAX_FOLLOW_UPS = 5
+MAX_OPTIONS = 10
+MAX_INVITES_PER_CALL = 1000
+MAX_NOTE = 2000
+DETRACTOR_MAX = 6
+PROMOTER_MIN = 9
+
+
+class RespondError(Exception):
+    """Why a response was refused: ALREADY_ANSWERED, EXPIRED, INVALID."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- surveys ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyInput:
+    name: str
+    question: dict[str, str]
+    channels: Sequence[str]
+    comment_prompt: dict[str, str] | None = None
+    follow_ups: Sequence[dict[str, Any]] = ()
+    """Each: {"key", "kind": "single_choice" | "text", "prompt": {language: text}, "options": [...]}."""
+    status: SurveyStatus = SurveyStatus.DRAFT
+    trigger: Trigger = Trigger.MANUAL
+    trigger_status: str | None = None
+    trigger_delay_days: int | None = None
+    link_days: int = 14
+
+
+def _texts(where: str, given: dict[str, str] | None, problems: list[Problem], required: bool = True) -> None:
+    if given is None:
+        return
+    missing = [lang for lang in REQUIRED_LANGUAGES if lang not in given] if required else []
+    if missing:
+        problems.append(Problem(where, "LANGUAGE_MISSING", f"Give the text in {', '.join(missing)} too."))
+    for lang, value in given.items():
+        if not LANGUAGE.match(lang) or not 0 < len(value.strip()) <= MAX_TEXT:
+            problems.append(
+                Problem(f"{where}.{lang}", "INVALID_TEXT", f"A language tag and 1 to {MAX_TEXT} characters.")
+            )
+
+
+def _validate(given: SurveyInput) -> list[Problem]:
+    problems: list[Problem] = []
+    if not 0 < len(given.name.strip()) <= 100:
+        problems.append(Problem("name", "INVALID_NAME", "Give a name of 1 to 100 characters."))
+    _texts("question", given.question, problems)
+    _texts("commentPrompt", given.comment_prompt, problems)
+    if not given.channels:
+        problems.append(Problem("channels", "REQUIRED", "Name the channels the survey may be sent through."))
+    for n, channel in enumerate(given.channels):
+        if not orders.CHANNEL.match(channel):
+            problems.append(Problem(f"channels.{n}", "INVALID_CHANNEL", "Lower-case letters, digits and _."))
+    if len(given.follow_ups) > MAX_FOLLOW_UPS:
+        problems.append(Problem("followUps", "TOO_MANY", f"At most {MAX_FOLLOW_UPS} follow-up questions."))
+    keys = [f.get("key") for f in given.follow_ups]
+    if len(set(keys)) != len(keys):
+        problems.append(Problem("followUps", "DUPLICATE_KEY", "Give each follow-up question its own key."))
+    for n, follow_up in enumerate(given.follow_ups):
+        where = f"followUps.{n}"
+        if not re.match(r"^[a-z][a-z0-9_]{0,31}$", str(follow_up.get("key", ""))):
+            problems.append(
+                Problem(f"{where}.key", "INVALID_KEY", "A key is lower-case letters, digits and _.")
+            )
+        _texts(f"{where}.prompt", follow_up.get("prompt") or {}, problems)
+        options = follow_up.get("options") or []
+        if follow_up.get("kind") == "single_choice":
+            if not 2 <= len(options) <= MAX_OPTIONS or any(not 0 < len(o) <= 100 for o in options):
+                problems.append(
+                    Problem(
+                        f"{where}.options",
+                        "INVALID_OPTIONS",
+                        f"Give 2 to {MAX_OPTIONS} options of 1-100 characters.",
+                    )
+                )
+        elif follow_up.get("kind") != "text" or options:
+            problems.append(
+                Problem(
+                    f"{where}.kind", "INVALID_KIND", "A follow-up is single_choice (with options) or text."
+                )
+            )
+    if given.trigger is Trigger.AFTER_ORDER:
+        if given.trigger_status not in orders.STATUSES:
+            problems.append(
+                Problem("triggerStatus", "INVALID_STATUS", "Name the order status that triggers it.")
+            )
+        if given.trigger_delay_days is None or not 0 <= given.trigger_delay_days <= 365:
+            problems.append(Problem("triggerDelayDays", "INVALID_DELAY", "Give 0 to 365 days."))
+    elif given.trigger_status is not None or given.trigger_delay_days is not None:
+        problems.append(
+            Problem("trigger", "INVALID_TRIGGER", "A manual survey takes no order status or delay.")
+        )
+    if not 1 <= given.link_days <= 90:
+        problems.append(Problem("linkDays", "OUT_OF_RANGE", "Links stay valid 1 to 90 days."))
+    return problems
+
+
+def _values(given: SurveyInput) -> dict[str, Any]:
+    return {
+        "name": given.name.strip(),
+        "question": {k: v.strip() for k, v in given.question.items()},
+        "comment_prompt": {k: v.strip() for k, v in given.comment_prompt.items()}
+        if given.comment_prompt
+        else None,
+        "follow_ups": [dict(f) for f in given.follow_ups],
+        "status": given.status.value,
+        "channels": sorted(set(given.channels)),
+        "trigger": given.trigger.value,
+        "trigger_status": given.trigger_status,
+        "trigger_delay_days": given.trigger_delay_days,
+        "link_days": given.link_days,
+    }
+
+
+async def create_survey(session: AsyncSession, given: SurveyInput, *, actor: str) -> Survey:
+    problems = _validate(given)
+    if problems:
+        raise InvalidInput(*problems)
+    survey = Survey(tenant_id=current_tenant(session), id=uuid7(), **_values(given))
+    session.add(survey)
+    await session.flush()
+    await audit.record(
+        session, actor=actor, action="nps.survey.create", target_type="Survey", target_id=survey.id
+    )
+    return survey
+
+
+async def update_survey(
+    session: AsyncSession, survey_id: uuid.UUID, given: SurveyInput, *, actor: str
+) -> Survey:
+    survey = await get_survey(session, survey_id, lock=True)
+    problems = _validate(given)
+    if problems:
+        raise InvalidInput(*problems)
+    for key, value in _values(given).items():
+        setattr(survey, key, value)
+    survey.updated_at = datetime.now(UTC)
+    await session.flush()
+    await audit.record(
+        session, actor=actor, action="nps.survey.update", target_type="Survey", target_id=survey.id
+    )
+    return survey
+
+
+async def get_survey(session: AsyncSession, survey_id: uuid.UUID, *, lock: bool = False) -> Survey:
+    survey = await session.get(Survey, (current_tenant(session), survey_id), with_for_update=lock)
+    if survey is None:
+        raise InvalidInput(Problem("surveyId", "NOT_FOUND", "No survey of yours has this id."))
+    return survey
+
+
+async def surveys_page(session: AsyncSession, first: int, after: uuid.UUID | None) -> list[Survey]:
+    return list(await session.scalars(keyset_page(select(Survey), Survey, first, after)))
+
+
+async def surveys_count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Survey)) or 0)
+
+
+async def get_surveys(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Survey]:
+    return {s.id: s for s in await session.scalars(select(Survey).where(Survey.id.in_(ids)))}
+
+
+# -- invitations -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class InviteResult:
+    invitations: list[Invitation] = field(default_factory=list)
+    """Created now, or by an earlier call with the same key (which creates nothing new)."""
+    skipped_quiet: int = 0
+    """Invited to or answered a survey within the quiet period."""
+    skipped_consent: int = 0
+    """No survey consent on the channel."""
+    skipped_unknown: int = 0
+    """Not an active customer of the tenant (unknown, merged or erased)."""
+
+
+_LOCK_CUSTOMERS = text(
+    "SELECT id FROM customers WHERE id = ANY(:ids) AND merged_into_id IS NULL AND erased_at IS NULL"
+    " ORDER BY id FOR UPDATE"
+)
+_CONSENTED = text(
+    """
+    SELECT customer_id FROM (
+      SELECT DISTINCT ON (customer_id) customer_id, granted FROM consents
+       WHERE customer_id = ANY(:ids) AND channel = :channel AND purpose = 'surveys'
+       ORDER BY customer_id, recorded_at DESC, id DESC) latest
+     WHERE granted
+    """
+)
+_RECENTLY_ASKED = text(
+    """
+    SELECT customer_id FROM nps_invitations WHERE customer_id = ANY(:ids) AND created_at > :since
+    UNION
+    SELECT customer_id FROM nps_responses WHERE customer_id = ANY(:ids) AND created_at > :since
+    """
+)
+
+
+async def invite(
+    session: AsyncSession,
+    survey_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+    *,
+    channel: str,
+    campaign_key: str,
+    order_id: uuid.UUID | None = None,
+) -> InviteResult:
+    """Invite customers to an active survey through one of its channels, idempotently: one
+    invitation per customer, survey and campaign key (the trigger event). Customers asked by any
+    survey within the quiet period, or without survey consent on the channel, are skipped."""
+    survey = await get_survey(session, survey_id)
+    problems = []
+    if survey.status != SurveyStatus.ACTIVE:
+        problems.append(Problem("surveyId", "NOT_ACTIVE", "Activate the survey before inviting."))
+    if channel not in survey.channels:
+        problems.append(
+            Problem("channel", "CHANNEL_NOT_ALLOWED", "The survey is not sent through this channel.")
+        )
+    if not 0 < len(customer_ids) <= MAX_INVITES_PER_CALL:
+        problems.append(
+            Problem("customerIds", "INVALID_COUNT", f"Invite 1 to {MAX_INVITES_PER_CALL} customers a call.")
+        )
+    if not 0 < len(campaign_key) <= 100 or not campaign_key.isprintable():
+        problems.append(Problem("campaignKey", "INVALID_KEY", "Give a key of 1 to 100 printable characters."))
+    if problems:
+        raise InvalidInput(*problems)
+    wanted = list(dict.fromkeys(customer_ids))
+    result = InviteResult()
+    # Invitations of these customers queue up here: two surveys cannot both slip past the quiet period.
+    active = set(await session.scalars(_LOCK_CUSTOMERS, {"ids": wanted}))
+    result.skipped_unknown = len(wanted) - len(active)
+    keys = {c: f"{survey.trigger}:{survey.id}:{c}:{campaign_key}" for c in active}
+    earlier = {
+        i.customer_id: i
+        for i in await session.scalars(
+            select(Invitation).where(Invitation.trigger_key.in_(list(keys.values())))
+        )
+    }
+    result.invitations += earlier.values()
+    fresh = [c for c in wanted if c in active and c not in earlier]
+    settings = await settings_of(session)
+    now = datetime.now(UTC)
+    quiet = set(
+        await session.scalars(
+            _RECENTLY_ASKED, {"ids": fresh, "since": now - timedelta(days=settings.survey_quiet_days)}
+        )
+    )
+    consented = set(await session.scalars(_CONSENTED, {"ids": fresh, "channel": channel}))
+    chosen = []
+    for customer_id in fresh:
+        if customer_id in quiet:
+            result.skipped_quiet += 1
+        elif customer_id not in consented:
+            result.skipped_consent += 1
+        else:
+            chosen.append(customer_id)
+    if chosen:
+        rows = [
+            {
+                "tenant_id": current_tenant(session),
+                "id": uuid7(),
+                "survey_id": survey.id,
+                "customer_id": c,
+                "channel": channel,
+                "order_id": order_id,
+                "trigger_key": keys[c],
+                "status": InvitationStatus.CREATED.value,
+                "expires_at": now + timedelta(days=survey.link_days),
+            }
+            for c in chosen
+        ]
+        statement = pg_insert(Invitation).values(rows).on_conflict_do_nothing().returning(Invitation)
+        result.invitations += list(await session.scalars(statement))
+    return result
+
+
+async def invitations_page(
+    session: AsyncSession, survey_id: uuid.UUID, first: int, after: uuid.UUID | None
+) -> list[Invitation]:
+    query = select(Invitation).where(Invitation.survey_id == survey_id)
+    return list(await session.scalars(keyset_page(query, Invitation, first, after)))
+
+
+async def invitations_count(session: AsyncSession, survey_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(Invitation).where(Invitation.survey_id == survey_id)
+    return int(await session.scalar(query) or 0)
+
+
+# -- responses -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """What a respondent sees: the survey's texts, the brand, and whether it is still open."""
+
+    brand: str
+    survey: Survey
+    invitation: Invitation
+
+
+async def form(session: AsyncSession, invitation_id: uuid.UUID, brand: str) -> Form:
+    invitation = await session.get(Invitation, (current_tenant(session), invitation_id))
+    if invitation is None:
+        raise RespondError("NOT_FOUND", "This survey link is not valid.")
+    survey = await session.get(Survey, (current_tenant(session), invitation.survey_id))
+    assert survey is not None
+    return Form(brand=brand, survey=survey, invitation=invitation)
+
+
+def _check_answers(survey: Survey, score: object, comment: object, answers: object) -> list[dict[str, str]]:
+    if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
+        raise RespondError("INVALID", "`score` is a whole number from 0 to 10.")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
+        raise RespondError("INVALID", f"`comment` is text of at most {MAX_COMMENT} characters.")
+    if comment is not None and survey.comment_prompt is None:
+        raise RespondError("INVALID", "This survey asks for no comment.")
+    given = answers if answers is not None else []
+    if not isinstance(given, list):
+        raise RespondError("INVALID", "`answers` is a list of {key, value}.")
+    questions = {f["key"]: f for f in survey.follow_ups}
+    checked: list[dict[str, str]] = []
+    for answer in given:
+        if not isinstance(answer, dict) or set(answer) != {"key", "value"} or answer["key"] not in questions:
+            raise RespondError("INVALID", "Each answer is {key, value} for one of the survey's questions.")
+        value, question = answer["value"], questions[answer["key"]]
+        if not isinstance(value, str) or len(value) > MAX_ANSWER:
+            raise RespondError("INVALID", f"An answer is text of at most {MAX_ANSWER} characters.")
+        if question["kind"] == "single_choice" and value not in question["options"]:
+            raise RespondError("INVALID", f"Answer {answer['key']!r} with one of its options.")
+        checked.append({"key": answer["key"], "value": value})
+    if len({a["key"] for a in checked}) != len(checked):
+        raise RespondError("INVALID", "Answer each question at most once.")
+    return checked
+
+
+async def respond(
+    session: AsyncSession, invitation_id: uuid.UUID, *, score: object, comment: object, answers: object
+) -> Response:
+    """Record the one response an invitation allows; a detractor's opens a follow-up task."""
+    invitation = await session.get(Invitation, (current_tenant(session), invitation_id), with_for_update=True)
+    if invitation is None:
+        raise RespondError("NOT_FOUND", "This survey link is not valid.")
+    # After the lock: a second submission waits for the first and then sees it.
+    if invitation.status == InvitationStatus.RESPONDED:
+        raise RespondError("ALREADY_ANSWERED", "This survey was already answered. Thank you!")
+    now = datetime.now(UTC)
+    if invitation.expires_at <= now:
+        raise RespondError("EXPIRED", "This survey link has expired.")
+    survey = await session.get(Survey, (current_tenant(session), invitation.survey_id))
+    assert survey is not None
+    if survey.status == SurveyStatus.CLOSED:
+        raise RespondError("EXPIRED", "This survey is closed.")
+    checked = _check_answers(survey, score, comment, answers)
+    assert isinstance(score, int)
+    response = Response(
+        tenant_id=current_tenant(session),
+        id=uuid7(),
+        invitation_id=invitation.id,
+        survey_id=survey.id,
+        customer_id=invitation.customer_id,
+        channel=invitation.channel,
+        order_id=invitation.order_id,
+        score=score,
+        comment=comment if isinstance(comment, str) else None,
+        answers=checked,
+        created_at=now,
+    )
+    session.add(response)
+    invitation.status = InvitationStatus.RESPONDED.value
+    invitation.responded_at = now
+    await session.flush()
+    if score <= DETRACTOR_MAX:
+        settings = await settings_of(session)
+        session.add(
+            Task(
+                tenant_id=current_tenant(session),
+                id=uuid7(),
+                response_id=response.id,
+                status=TaskStatus.OPEN.value,
+                due_at=now + timedelta(hours=settings.detractor_follow_up_hours),
+                notes=[],
+            )
+        )
+        await session.flush()
+    # A customer merged since the invitation earns no points; the response stands.
+    with contextlib.suppress(InvalidInput):
+        await loyalty_events.award(
+            session,
+            customer_id=invitation.customer_id,
+            kind=EventKind.NPS_RESPONSE,
+            idempotency_key=f"nps:{response.id}",
+            occurred_at=now,
+            actor="system:nps",
+        )
+    return response
+
+
+async def responses_page(
+    session: AsyncSession, survey_id: uuid.UUID, first: int, after: uuid.UUID | None
+) -> list[Response]:
+    query = select(Response).where(Response.survey_id == survey_id)
+    return list(await session.scalars(keyset_page(query, Response, first, after)))
+
+
+async def responses_count(session: AsyncSession, survey_id: uuid.UUID) -> int:
+    query = select(func.count()).select_from(Response).where(Response.survey_id == survey_id)
+    return int(await session.scalar(query) or 0)
+
+
+async def get_responses(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Response]:
+    return {r.id: r for r in await session.scalars(select(Response).where(Response.id.in_(ids)))}
+
+
+# -- follow-up tasks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    status: TaskStatus | None = None
+    overdue: bool | None = None
+    owner: str | None = None
+
+
+def _tasks(flt: TaskFilter) -> Any:
+    query = select(Task)
+    if flt.status is not None:
+        query = query.where(Task.status == flt.status.value)
+    if flt.owner is not None:
+        query = query.where(Task.owner == flt.owner)
+    if flt.overdue is not None:
+        late = (Task.status != TaskStatus.RESOLVED.value) & (Task.due_at < func.now())
+        query = query.where(late if flt.overdue else ~late)
+    return query
+
+
+async def tasks_page(
+    session: AsyncSession, flt: TaskFilter, first: int, after: uuid.UUID | None
+) -> list[Task]:
+    return list(await session.scalars(keyset_page(_tasks(flt), Task, first, after)))
+
+
+async def tasks_count(session: AsyncSession, flt: TaskFilter) -> int:
+    return int(await session.scalar(select(func.count()).select_from(_tasks(flt).subquery())) or 0)
+
+
+async def update_task(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    *,
+    owner: str | None = None,
+    status: TaskStatus | None = None,
+    note: str | None = None,
+    actor: str,
+) -> Task:
+    task = await session.get(Task, (current_tenant(session), task_id), with_for_update=True)
+    if task is None:
+        raise InvalidInput(Problem("id", "NOT_FOUND", "No task of yours has this id."))
+    problems = []
+    if owner is not None and not 0 < len(owner.strip()) <= 200:
+        problems.append(Problem("owner", "INVALID_OWNER", "Name the owner in 1 to 200 characters."))
+    if note is not None and not 0 < len(note.strip()) <= MAX_NOTE:
+        problems.append(Problem("note", "INVALID_NOTE", f"A note is 1 to {MAX_NOTE} characters."))
+    if problems:
+        raise InvalidInput(*problems)
+    now = datetime.now(UTC)
+    if owner is not None:
+        task.owner = owner.strip()
+    if status is not None:
+        task.status = status.value
+        task.resolved_at = now if status is TaskStatus.RESOLVED else None
+    if note is not None:
+        task.notes = [*task.notes, {"at": now.isoformat(), "by": actor, "text": note.strip()}]
+    await session.flush()
+    return task

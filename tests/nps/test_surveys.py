@@ -1,0 +1,340 @@
+"""NPS surveys through the API and the public link: quiet period, consent, single-use signed
+links, detractor follow-up, loyalty points."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from loyalty_support import backdate_rules, balance, program, rules
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from brandloop.db.session import platform_transaction
+from brandloop.nps import links
+from brandloop.settings import Settings
+from support import GraphQLClient, Tenant
+
+CREATE = """mutation($input: SurveyInputType!) { createSurvey(input: $input) {
+  survey { id status channels } userErrors { field code message } } }"""
+INVITE = """mutation($input: InviteToSurveyInput!) { inviteToSurvey(input: $input) {
+  invitations { id link status customer { id } } skippedQuietPeriod skippedNoConsent skippedUnknown
+  userErrors { field code message } } }"""
+CONSENT = """mutation($input: RecordConsentInput!) { recordConsent(input: $input) { userErrors { code } } }"""
+TASKS = """query($f: NpsTaskFilterInput) { npsTasks(filter: $f) { totalCount edges { node {
+  id status overdue owner notes { text by } response { score category customer { id } } } } } }"""
+QUESTION = {
+    "zh-CN": "您向朋友推荐我们的可能性有多大？",  # noqa: RUF001 (Chinese punctuation)
+    "en": "How likely are you to recommend us to a friend?",
+}
+
+
+async def survey(gql: GraphQLClient, tenant: Tenant, **given: Any) -> str:
+    data = await gql.data(
+        tenant.key,
+        CREATE,
+        {
+            "input": {
+                "name": "After purchase",
+                "question": QUESTION,
+                "commentPrompt": {"zh-CN": "为什么", "en": "Why?"},
+                "channels": ["wechat", "email"],
+                "status": "ACTIVE",
+                **given,
+            }
+        },
+    )
+    payload = data["createSurvey"]
+    assert payload["userErrors"] == [], payload
+    return str(payload["survey"]["id"])
+
+
+async def customer(gql: GraphQLClient, tenant: Tenant, name: str, consent: bool = True) -> str:
+    data = await gql.data(
+        tenant.key,
+        "mutation($n: String!) { createCustomer(input: {displayName: $n}) { customer { id } } }",
+        {"n": name},
+    )
+    customer_id = str(data["createCustomer"]["customer"]["id"])
+    if consent:
+        await grant(gql, tenant, customer_id, True)
+    return customer_id
+
+
+async def grant(
+    gql: GraphQLClient, tenant: Tenant, customer_id: str, granted: bool, channel: str = "wechat"
+) -> None:
+    data = await gql.data(
+        tenant.key,
+        CONSENT,
+        {
+            "input": {
+                "customerId": customer_id,
+                "channel": channel,
+                "purpose": "SURVEYS",
+                "granted": granted,
+                "source": "test",
+            }
+        },
+    )
+    assert data["recordConsent"]["userErrors"] == []
+
+
+async def invite(
+    gql: GraphQLClient,
+    tenant: Tenant,
+    survey_id: str,
+    customers: list[str],
+    key: str = "round-1",
+    channel: str = "wechat",
+) -> dict[str, Any]:
+    data = await gql.data(
+        tenant.key,
+        INVITE,
+        {"input": {"surveyId": survey_id, "customerIds": customers, "channel": channel, "campaignKey": key}},
+    )
+    return dict(data["inviteToSurvey"])
+
+
+def path(link: str) -> str:
+    return "/surveys/" + link.rsplit("/", 1)[1]
+
+
+async def test_surveys_are_validated(gql: GraphQLClient, tenant: Tenant) -> None:
+    data = await gql.data(
+        tenant.key,
+        CREATE,
+        {
+            "input": {
+                "name": "",
+                "question": {"en": "Only English"},
+                "channels": [],
+                "followUps": [
+                    {"key": "why", "kind": "single_choice", "prompt": QUESTION, "options": ["one"]}
+                ],
+                "trigger": "AFTER_ORDER",
+            }
+        },
+    )
+    codes = {(e["field"], e["code"]) for e in data["createSurvey"]["userErrors"]}
+    assert codes == {
+        ("name", "INVALID_NAME"),
+        ("question", "LANGUAGE_MISSING"),
+        ("channels", "REQUIRED"),
+        ("followUps.0.options", "INVALID_OPTIONS"),
+        ("triggerStatus", "INVALID_STATUS"),
+        ("triggerDelayDays", "INVALID_DELAY"),
+    }
+
+
+async def test_the_quiet_period_holds_across_surveys_and_consent_is_required(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
+    first, second = await survey(gql, tenant), await survey(gql, tenant, name="Brand survey")
+    mei, li, lin = (
+        await customer(gql, tenant, "Mei"),
+        await customer(gql, tenant, "Li", consent=False),
+        await customer(gql, tenant, "Lin"),
+    )
+    await grant(gql, tenant, lin, False)  # granted, then withdrawn: the latest record counts
+    invited = await invite(gql, tenant, first, [mei, li, lin, mei])
+    assert [i["customer"]["id"] for i in invited["invitations"]] == [mei]
+    assert (invited["skippedQuietPeriod"], invited["skippedNoConsent"], invited["skippedUnknown"]) == (
+        0,
+        2,
+        0,
+    )
+    again = await invite(gql, tenant, first, [mei])  # the same round: the same invitation, nothing new
+    assert again["invitations"] == invited["invitations"]
+    other = await invite(gql, tenant, second, [mei], key="round-9")
+    assert other["invitations"] == [] and other["skippedQuietPeriod"] == 1
+    await gql.data(
+        tenant.key, "mutation { updateTenantSettings(input: {surveyQuietDays: 0}) { userErrors { code } } }"
+    )
+    assert len((await invite(gql, tenant, second, [mei], key="round-9"))["invitations"]) == 1
+    wrong = await invite(gql, tenant, first, [mei], channel="sms")
+    assert [e["code"] for e in wrong["userErrors"]] == ["CHANNEL_NOT_ALLOWED"]
+    unknown = await invite(
+        gql, tenant, first, ["Q3VzdG9tZXI6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAw"]
+    )
+    assert unknown["skippedUnknown"] == 1
+
+
+async def test_a_link_is_single_use_and_opens_one_task_for_a_detractor(
+    gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    survey_id = await survey(gql, tenant)
+    mei = await customer(gql, tenant, "Mei")
+    link = (await invite(gql, tenant, survey_id, [mei]))["invitations"][0]["link"]
+    form = await client.get(path(link), headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert form.status_code == 200
+    assert form.json()["question"] == QUESTION["zh-CN"] and form.json()["brand"].startswith("Brand ")
+    assert (await client.get(path(link) + "?lang=en")).json()["question"] == QUESTION["en"]
+    # Two submissions at the same instant: one is taken, the other told it was answered.
+    first, second = await asyncio.gather(
+        client.post(path(link), json={"score": 3, "comment": "<b>late</b> delivery"}),
+        client.post(path(link), json={"score": 10}),
+    )
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    tasks = (await gql.data(tenant.key, TASKS))["npsTasks"]
+    assert tasks["totalCount"] == 1
+    task = tasks["edges"][0]["node"]
+    assert task["response"]["customer"]["id"] == mei and task["status"] == "OPEN" and task["overdue"] is False
+    response = (
+        await gql.data(
+            tenant.key,
+            "query($id: ID!) { survey(id: $id) { responses { totalCount edges { node { score comment category } } } } }",
+            {"id": survey_id},
+        )
+    )["survey"]["responses"]
+    assert response["totalCount"] == 1
+    score = response["edges"][0]["node"]["score"]
+    assert score in (3, 10)
+    if score == 3:
+        assert response["edges"][0]["node"] == {
+            "score": 3,
+            "comment": "<b>late</b> delivery",
+            "category": "DETRACTOR",
+        }
+    updated = await gql.data(
+        tenant.key,
+        """mutation($input: UpdateNpsTaskInput!) { updateNpsTask(input: $input) {
+             task { owner status notes { text } } userErrors { code } } }""",
+        {
+            "input": {
+                "id": task["id"],
+                "owner": "Zhang (service)",
+                "status": "CONTACTED",
+                "note": "Called, sent a voucher",
+            }
+        },
+    )
+    assert updated["updateNpsTask"]["task"] == {
+        "owner": "Zhang (service)",
+        "status": "CONTACTED",
+        "notes": [{"text": "Called, sent a voucher"}],
+    }
+
+
+async def test_promoters_open_no_task(gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant) -> None:
+    survey_id = await survey(gql, tenant)
+    link = (await invite(gql, tenant, survey_id, [await customer(gql, tenant, "Mei")]))["invitations"][0][
+        "link"
+    ]
+    assert (await client.post(path(link), json={"score": 9})).status_code == 201
+    assert (await gql.data(tenant.key, TASKS))["npsTasks"]["totalCount"] == 0
+
+
+async def test_bad_answers_forged_and_expired_links_are_refused(
+    gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant, settings: Settings
+) -> None:
+    survey_id = await survey(
+        gql,
+        tenant,
+        followUps=[
+            {"key": "reason", "kind": "single_choice", "prompt": QUESTION, "options": ["price", "taste"]}
+        ],
+    )
+    link = (await invite(gql, tenant, survey_id, [await customer(gql, tenant, "Mei")]))["invitations"][0][
+        "link"
+    ]
+    for body in (
+        {"score": 11},
+        {"score": "7"},
+        {"score": True},
+        {"score": 7.5},
+        {},
+        {"score": 7, "comment": "x" * 2001},
+        {"score": 7, "answers": [{"key": "reason", "value": "colour"}]},
+        {"score": 7, "answers": [{"key": "nope", "value": "price"}]},
+        {"score": 7, "extra": 1},
+    ):
+        refused = await client.post(path(link), json=body)
+        assert refused.status_code == 400, body
+        assert refused.json()["error"]["code"] == "INVALID"
+    token = path(link).rsplit("/", 1)[1]
+    for position in (5, len(token) // 2, len(token) - 3):  # one byte changed anywhere
+        forged = token[:position] + ("A" if token[position] != "A" else "B") + token[position + 1 :]
+        assert (await client.get(f"/surveys/{forged}")).status_code == 401
+    claims = links.read(links.signing_key(settings), token)
+    stale = links.issue(
+        links.signing_key(settings),
+        claims.tenant_id,
+        claims.invitation_id,
+        datetime.now(UTC) - timedelta(seconds=1),
+    )
+    assert (await client.post(f"/surveys/{stale}", json={"score": 8})).status_code == 410
+    other_key = links.issue(
+        links.signing_key(settings.model_copy(update={"secret_key": SecretStr("x" * 40)})),
+        claims.tenant_id,
+        claims.invitation_id,
+        claims.expires_at,
+    )
+    assert (await client.get(f"/surveys/{other_key}")).status_code == 401
+    answered = await client.post(
+        path(link), json={"score": 7, "answers": [{"key": "reason", "value": "taste"}]}
+    )
+    assert answered.status_code == 201
+
+
+async def test_another_tenants_invitation_cannot_be_reached_with_a_forged_tenant(
+    gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, settings: Settings
+) -> None:
+    survey_id = await survey(gql, tenant)
+    link = (await invite(gql, tenant, survey_id, [await customer(gql, tenant, "Mei")]))["invitations"][0][
+        "link"
+    ]
+    claims = links.read(links.signing_key(settings), path(link).rsplit("/", 1)[1])
+    # Even a validly signed token naming another tenant finds nothing there: RLS scopes the lookup.
+    crossed = links.issue(
+        links.signing_key(settings), other_tenant.id, claims.invitation_id, claims.expires_at
+    )
+    assert (await client.get(f"/surveys/{crossed}")).status_code == 404
+    assert (
+        await client.get(
+            f"/surveys/{links.issue(links.signing_key(settings), uuid.uuid4(), claims.invitation_id, claims.expires_at)}"
+        )
+    ).status_code == 404
+
+
+async def test_a_response_earns_nps_points_when_a_rule_says_so(
+    engine: AsyncEngine, gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    program_id = await program(gql, tenant)
+    await rules(gql, tenant, program_id, pointsPerUnit="1", events=[{"kind": "NPS_RESPONSE", "points": 15}])
+    await backdate_rules(engine, tenant, days=1)
+    survey_id = await survey(gql, tenant)
+    mei = await customer(gql, tenant, "Mei")
+    link = (await invite(gql, tenant, survey_id, [mei]))["invitations"][0]["link"]
+    assert (await client.post(path(link), json={"score": 8})).status_code == 201
+    assert (await balance(gql, tenant, mei))["total"] == 15
+
+
+async def test_overdue_tasks_are_visible(
+    engine: AsyncEngine, gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    survey_id = await survey(gql, tenant)
+    links_ = [
+        i["link"]
+        for i in (await invite(gql, tenant, survey_id, [await customer(gql, tenant, n) for n in "ABC"]))[
+            "invitations"
+        ]
+    ]
+    for link in links_:
+        assert (await client.post(path(link), json={"score": 2})).status_code == 201
+    async with platform_transaction(engine) as session:  # two days pass for one of them
+        await session.execute(
+            text(
+                "UPDATE nps_tasks SET due_at = now() - interval '1 hour' WHERE id = (SELECT id FROM nps_tasks WHERE tenant_id = :t ORDER BY id LIMIT 1)"
+            ),
+            {"t": tenant.id},
+        )
+    overdue = (await gql.data(tenant.key, TASKS, {"f": {"overdue": True}}))["npsTasks"]
+    assert overdue["totalCount"] == 1 and overdue["edges"][0]["node"]["overdue"] is True
+    assert (await gql.data(tenant.key, TASKS, {"f": {"overdue": False, "status": "OPEN"}}))["npsTasks"][
+        "totalCount"
+    ] == 2
