@@ -110,6 +110,7 @@ def upgrade() -> None:
             "ix_nps_responses_tenant_id_customer_id_created_at", "tenant_id", "customer_id", "created_at"
         ),
         sa.Index("ix_nps_responses_tenant_id_survey_id_created_at", "tenant_id", "survey_id", "created_at"),
+        sa.Index("ix_nps_responses_tenant_id_created_at", "tenant_id", "created_at"),
         sa.ForeignKeyConstraint(
             ["tenant_id", "invitation_id"],
             ["nps_invitations.tenant_id", "nps_invitations.id"],

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from loyalty_support import backdate_rules, balance, program, rules
+from nps_support import CREATE, QUESTION, survey
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,38 +20,12 @@ from brandloop.nps import links
 from brandloop.settings import Settings
 from support import GraphQLClient, Tenant
 
-CREATE = """mutation($input: SurveyInputType!) { createSurvey(input: $input) {
-  survey { id status channels } userErrors { field code message } } }"""
 INVITE = """mutation($input: InviteToSurveyInput!) { inviteToSurvey(input: $input) {
   invitations { id link status customer { id } } skippedQuietPeriod skippedNoConsent skippedUnknown
   userErrors { field code message } } }"""
 CONSENT = """mutation($input: RecordConsentInput!) { recordConsent(input: $input) { userErrors { code } } }"""
 TASKS = """query($f: NpsTaskFilterInput) { npsTasks(filter: $f) { totalCount edges { node {
   id status overdue owner notes { text by } response { score category customer { id } } } } } }"""
-QUESTION = {
-    "zh-CN": "您向朋友推荐我们的可能性有多大？",  # noqa: RUF001 (Chinese punctuation)
-    "en": "How likely are you to recommend us to a friend?",
-}
-
-
-async def survey(gql: GraphQLClient, tenant: Tenant, **given: Any) -> str:
-    data = await gql.data(
-        tenant.key,
-        CREATE,
-        {
-            "input": {
-                "name": "After purchase",
-                "question": QUESTION,
-                "commentPrompt": {"zh-CN": "为什么", "en": "Why?"},
-                "channels": ["wechat", "email"],
-                "status": "ACTIVE",
-                **given,
-            }
-        },
-    )
-    payload = data["createSurvey"]
-    assert payload["userErrors"] == [], payload
-    return str(payload["survey"]["id"])
 
 
 async def customer(gql: GraphQLClient, tenant: Tenant, name: str, consent: bool = True) -> str:

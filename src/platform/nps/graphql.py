@@ -14,7 +14,7 @@ from brandloop.errors import InvalidInput, Problem
 from brandloop.graphql.context import Info
 from brandloop.graphql.errors import UserError, user_errors
 from brandloop.graphql.permissions import Needs
-from brandloop.graphql.relay import Connection, Node, global_id, paginate, pk_of
+from brandloop.graphql.relay import BadInput, Connection, Node, global_id, paginate, pk_of
 from brandloop.nps import links, service
 from brandloop.nps.models import (
     Invitation,
@@ -254,6 +254,48 @@ class NpsTaskFilterInput:
     owner: str | None = None
 
 
+GroupingEnum = strawberry.enum(service.Grouping, name="NpsGroupBy")
+
+
+@strawberry.input
+class NpsReportFilterInput:
+    since: datetime = strawberry.field(description="Inclusive.")
+    until: datetime = strawberry.field(description="Exclusive; at most about three years after `since`.")
+    survey_id: strawberry.ID | None = None
+    channel: str | None = None
+    segment: str | None = strawberry.field(
+        default=None, description="An RFM segment (core_loyal, potential, dormant, new, churned) or none."
+    )
+    tier_id: strawberry.ID | None = strawberry.field(default=None, description="A loyalty tier held.")
+
+
+@strawberry.type(name="NpsReportGroup")
+class ReportGroupType:
+    key: str = strawberry.field(
+        description="The period's start (tenant time zone), the channel or the segment."
+    )
+    responses: int
+    promoters: int
+    passives: int
+    detractors: int
+    nps: float | None = strawberry.field(description="%promoters - %detractors, -100 to 100.")
+    margin_of_error: float | None = strawberry.field(description="95% margin of error of the NPS, in points.")
+    band: str | None = strawberry.field(
+        description="excellent (> 50), good (30-50), fair (0-30), needs_improvement."
+    )
+    too_few_responses: bool = strawberry.field(description="Fewer than the tenant's minimum: read with care.")
+    previous_responses: int | None
+    previous_nps: float | None
+    change: float | None = strawberry.field(description="Against the previous period.")
+    significant: bool | None = strawberry.field(description="Whether the change is significant at 95%.")
+
+
+@strawberry.type(name="NpsReport")
+class ReportType:
+    min_responses: int
+    groups: list[ReportGroupType]
+
+
 @strawberry.type
 class NpsQueries:
     @strawberry.field(
@@ -278,6 +320,51 @@ class NpsQueries:
         return await load_survey(info, pk_of(id, "Survey"))
 
     @strawberry.field(
+        description="NPS per period, channel or segment, with margins of error and the change against the "
+        "previous period (docs/nps.md has the formulas).",
+        extensions=[Needs(Permission.SURVEYS_READ)],
+    )
+    async def nps_report(
+        self,
+        info: Info,
+        filter: NpsReportFilterInput,
+        group_by: GroupingEnum,  # type: ignore[valid-type]
+    ) -> ReportType:
+        flt = service.ReportFilter(
+            since=filter.since,
+            until=filter.until,
+            survey_id=pk_of(filter.survey_id, "Survey") if filter.survey_id else None,
+            channel=filter.channel,
+            segment=filter.segment,
+            tier_id=pk_of(filter.tier_id, "LoyaltyTier") if filter.tier_id else None,
+        )
+        try:
+            rows, minimum = await info.context.run(service.report, flt, service.Grouping(group_by))
+        except InvalidInput as error:
+            raise BadInput(str(error)) from error
+        return ReportType(
+            min_responses=minimum,
+            groups=[
+                ReportGroupType(
+                    key=row.group,
+                    responses=row.counts.responses,
+                    promoters=row.counts.promoters,
+                    passives=row.counts.passives,
+                    detractors=row.counts.detractors,
+                    nps=_round(row.counts.nps),
+                    margin_of_error=_round(row.counts.margin_of_error),
+                    band=row.band,
+                    too_few_responses=row.counts.responses < minimum,
+                    previous_responses=row.previous.responses if row.previous else None,
+                    previous_nps=_round(row.previous.nps) if row.previous else None,
+                    change=_round(row.change),
+                    significant=row.significant,
+                )
+                for row in rows
+            ],
+        )
+
+    @strawberry.field(
         description="Follow-up tasks, oldest first; `overdue` ones are past due and not resolved.",
         extensions=[Needs(Permission.SURVEYS_READ)],
     )
@@ -300,7 +387,7 @@ class NpsQueries:
         )
 
 
-@strawberry.input
+@strawberry.input(name="SurveyFollowUpInput")
 class SurveyFollowUpInput:
     key: str
     kind: str = strawberry.field(description="single_choice or text.")
@@ -308,7 +395,7 @@ class SurveyFollowUpInput:
     options: list[str] = strawberry.field(default_factory=list)
 
 
-@strawberry.input
+@strawberry.input(name="SurveyInput")
 class SurveyInputType:
     name: str
     question: JSON = strawberry.field(description='By language tag: {"zh-CN": "...", "en": "..."}.')
@@ -469,3 +556,7 @@ class NpsMutations:
         except InvalidInput as error:
             return NpsTaskPayload(task=None, user_errors=user_errors(error))
         return NpsTaskPayload(task=TaskType.of(row), user_errors=[])
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import enum
+import math
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -519,3 +522,171 @@ async def update_task(
         task.notes = [*task.notes, {"at": now.isoformat(), "by": actor, "text": note.strip()}]
     await session.flush()
     return task
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+
+class Grouping(enum.StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    CHANNEL = "channel"
+    SEGMENT = "segment"
+
+
+TIME_GROUPINGS = {Grouping.DAY, Grouping.WEEK, Grouping.MONTH}
+MAX_REPORT_DAYS = 3 * 366
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilter:
+    since: datetime
+    until: datetime
+    survey_id: uuid.UUID | None = None
+    channel: str | None = None
+    segment: str | None = None
+    tier_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    responses: int
+    promoters: int
+    passives: int
+    detractors: int
+
+    @property
+    def nps(self) -> float | None:
+        if not self.responses:
+            return None
+        return 100 * (self.promoters - self.detractors) / self.responses
+
+    @property
+    def margin_of_error(self) -> float | None:
+        """The 95% margin of error of the NPS, in points (docs/nps.md)."""
+        if not self.responses:
+            return None
+        p, d = self.promoters / self.responses, self.detractors / self.responses
+        return 1.96 * math.sqrt(max(p + d - (p - d) ** 2, 0) / self.responses) * 100
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    group: str
+    counts: Counts
+    previous: Counts | None
+
+    @property
+    def band(self) -> str | None:
+        nps = self.counts.nps
+        if nps is None:
+            return None
+        return (
+            "excellent" if nps > 50 else "good" if nps >= 30 else "fair" if nps >= 0 else "needs_improvement"
+        )
+
+    @property
+    def change(self) -> float | None:
+        if self.previous is None or self.previous.nps is None or self.counts.nps is None:
+            return None
+        return self.counts.nps - self.previous.nps
+
+    @property
+    def significant(self) -> bool | None:
+        """Whether the change exceeds what chance explains at 95%: |change| > sqrt(moe1^2 + moe2^2)."""
+        change = self.change
+        if change is None or self.previous is None:
+            return None
+        assert self.counts.margin_of_error is not None and self.previous.margin_of_error is not None
+        return abs(change) > math.hypot(self.counts.margin_of_error, self.previous.margin_of_error)
+
+
+_REPORT = """
+    SELECT {group} AS g,
+           count(*) AS responses,
+           count(*) FILTER (WHERE r.score >= 9) AS promoters,
+           count(*) FILTER (WHERE r.score BETWEEN 7 AND 8) AS passives,
+           count(*) FILTER (WHERE r.score <= 6) AS detractors
+      FROM nps_responses r
+      {joins}
+     WHERE r.created_at >= CAST(:since AS timestamptz) AND r.created_at < CAST(:until AS timestamptz)
+       {where}
+     GROUP BY 1 ORDER BY 1
+"""
+_GROUPS = {
+    Grouping.DAY: "to_char(date_trunc('day', r.created_at AT TIME ZONE :tz), 'YYYY-MM-DD')",
+    Grouping.WEEK: "to_char(date_trunc('week', r.created_at AT TIME ZONE :tz), 'YYYY-MM-DD')",
+    Grouping.MONTH: "to_char(date_trunc('month', r.created_at AT TIME ZONE :tz), 'YYYY-MM')",
+    Grouping.CHANNEL: "r.channel",
+    Grouping.SEGMENT: "coalesce(c.rfm_segment, 'none')",
+}
+
+
+async def report(session: AsyncSession, flt: ReportFilter, grouping: Grouping) -> tuple[list[ReportRow], int]:
+    """NPS per group over the filter's period, each with the previous period's for comparison
+    (the period before for DAY/WEEK/MONTH groups; the same span just before `since` otherwise);
+    and the tenant's minimum responses for a group to be read."""
+    if not timedelta(0) < flt.until - flt.since <= timedelta(days=MAX_REPORT_DAYS):
+        raise InvalidInput(
+            Problem("filter.until", "INVALID_PERIOD", f"From before to, at most {MAX_REPORT_DAYS} days.")
+        )
+    settings = await settings_of(session)
+    joins, where = [], []
+    parameters: dict[str, Any] = {"tz": settings.timezone}
+    if grouping is Grouping.SEGMENT or flt.segment is not None:
+        joins.append("JOIN customers c ON c.id = r.customer_id")
+    if flt.segment is not None:
+        where.append("AND coalesce(c.rfm_segment, 'none') = :segment")
+        parameters["segment"] = flt.segment
+    if flt.survey_id is not None:
+        where.append("AND r.survey_id = :survey")
+        parameters["survey"] = flt.survey_id
+    if flt.channel is not None:
+        where.append("AND r.channel = :channel")
+        parameters["channel"] = flt.channel
+    if flt.tier_id is not None:
+        where.append(
+            "AND EXISTS (SELECT FROM loyalty_accounts a WHERE a.customer_id = r.customer_id AND a.tier_id = :tier)"
+        )
+        parameters["tier"] = flt.tier_id
+    statement = text(_REPORT.format(group=_GROUPS[grouping], joins=" ".join(joins), where=" ".join(where)))
+
+    async def counts(since: datetime, until: datetime) -> dict[str, Counts]:
+        rows = await session.execute(statement, {**parameters, "since": since, "until": until})
+        return {g: Counts(*values) for g, *values in rows}
+
+    current = await counts(flt.since, flt.until)
+    if grouping in TIME_GROUPINGS:
+        # Each period compares with the one just before it; the first with the period before `since`.
+        start = _period_start(grouping, flt.since.astimezone(ZoneInfo(settings.timezone)))
+        earlier = await counts(_shift(grouping, start, -1), start)
+        known = {**earlier, **current}
+        rows = [
+            ReportRow(group, found, known.get(_previous_key(grouping, group)))
+            for group, found in current.items()
+        ]
+    else:
+        before = await counts(flt.since - (flt.until - flt.since), flt.since)
+        rows = [ReportRow(group, found, before.get(group)) for group, found in current.items()]
+    return rows, settings.nps_min_responses
+
+
+def _period_start(grouping: Grouping, local: datetime) -> datetime:
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if grouping is Grouping.WEEK:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if grouping is Grouping.MONTH else day
+
+
+def _shift(grouping: Grouping, start: datetime, periods: int) -> datetime:
+    if grouping is Grouping.MONTH:
+        month = start.month - 1 + periods
+        return start.replace(year=start.year + month // 12, month=month % 12 + 1)
+    return start + (timedelta(weeks=periods) if grouping is Grouping.WEEK else timedelta(days=periods))
+
+
+def _previous_key(grouping: Grouping, key: str) -> str:
+    if grouping is Grouping.MONTH:
+        return _shift(grouping, datetime.strptime(key, "%Y-%m"), -1).strftime("%Y-%m")
+    return _shift(grouping, datetime.strptime(key, "%Y-%m-%d"), -1).strftime("%Y-%m-%d")

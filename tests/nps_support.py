@@ -1,0 +1,34 @@
+"""Helpers for the NPS tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from support import GraphQLClient, Tenant
+
+CREATE = """mutation($input: SurveyInput!) { createSurvey(input: $input) {
+  survey { id status channels } userErrors { field code message } } }"""
+QUESTION = {
+    "zh-CN": "您向朋友推荐我们的可能性有多大？",  # noqa: RUF001 (Chinese punctuation)
+    "en": "How likely are you to recommend us to a friend?",
+}
+
+
+async def survey(gql: GraphQLClient, tenant: Tenant, **given: Any) -> str:
+    data = await gql.data(
+        tenant.key,
+        CREATE,
+        {
+            "input": {
+                "name": "After purchase",
+                "question": QUESTION,
+                "commentPrompt": {"zh-CN": "为什么", "en": "Why?"},
+                "channels": ["wechat", "email"],
+                "status": "ACTIVE",
+                **given,
+            }
+        },
+    )
+    payload = data["createSurvey"]
+    assert payload["userErrors"] == [], payload
+    return str(payload["survey"]["id"])
