@@ -117,3 +117,8 @@ async def test_loyalty_jobs(
     )
     out = await arun(brandloop, "loyalty", "review-tiers", "--tenant", tenant.slug)
     assert "Reviewed the tiers of 0 accounts" in out
+
+
+async def test_nps_job(brandloop: CliRunner, tenant: Tenant) -> None:
+    out = await arun(brandloop, "nps", "invite-after-orders", "--tenant", tenant.slug)
+    assert "Made 0 invitations (sent or skipped) in 1 tenants" in out

@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("order_id", UUID),
         sa.Column("trigger_key", sa.String(200), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("skip_reason", sa.String(16)),
         sa.Column("expires_at", TIMESTAMP, nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
         sa.Column("responded_at", TIMESTAMP),
@@ -88,7 +89,11 @@ def upgrade() -> None:
             name="fk_nps_invitations_survey_id_nps_surveys",
         ),
         _customer_fk("nps_invitations"),
-        sa.CheckConstraint("status IN ('created', 'responded')", name="ck_nps_invitations_status"),
+        sa.CheckConstraint(
+            "(status IN ('created', 'responded') AND skip_reason IS NULL)"
+            " OR (status = 'skipped' AND skip_reason IN ('quiet_period', 'no_consent'))",
+            name="ck_nps_invitations_status",
+        ),
     )
     op.create_table(
         "nps_responses",

@@ -36,6 +36,7 @@ from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.errors import InvalidInput
 from brandloop.graphql.schema import sdl
 from brandloop.loyalty import ledger, tiers
+from brandloop.nps import service as nps
 from brandloop.observability import configure_logging
 from brandloop.orders import importer
 from brandloop.settings import Settings, get_settings
@@ -53,12 +54,16 @@ segments_app = typer.Typer(help="Customer segmentation.", no_args_is_help=True)
 loyalty_app = typer.Typer(
     help="Loyalty jobs (idempotent: safe to run from cron, and twice).", no_args_is_help=True
 )
+nps_app = typer.Typer(
+    help="Survey jobs (idempotent: safe to run from cron, and twice).", no_args_is_help=True
+)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(schema_app, name="schema")
 app.add_typer(import_app, name="import")
 app.add_typer(segments_app, name="segments")
 app.add_typer(loyalty_app, name="loyalty")
+app.add_typer(nps_app, name="nps")
 
 # Piped output (grep, scripts) must not wrap table rows: be wide when not on a terminal.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -342,25 +347,32 @@ def _each_tenant(slug: str | None, job: Callable[[AsyncSession], Awaitable[int]]
                 async with tenant_transaction(engine, tenant.id) as session:
                     count = await job(session)
                 done[tenant.slug] += count
-                if count < LOYALTY_BATCH:
+                if count < JOB_BATCH:
                     break
         return done
 
     return _with_engine(work)
 
 
-LOYALTY_BATCH = 5000
+JOB_BATCH = 5000
 
 
 @loyalty_app.command("expire")
 def loyalty_expire(tenant: TenantOption = None) -> None:
     """Expire what is left of every points lot past its expiry."""
-    done = _each_tenant(tenant, lambda session: ledger.expire_points(session, limit=LOYALTY_BATCH))
+    done = _each_tenant(tenant, lambda session: ledger.expire_points(session, limit=JOB_BATCH))
     console.print(f"Expired {sum(done.values())} lots in {len(done)} tenants.")
 
 
 @loyalty_app.command("review-tiers")
 def loyalty_review_tiers(tenant: TenantOption = None) -> None:
     """Review the tiers whose review date has passed: each falls one step if it no longer qualifies."""
-    done = _each_tenant(tenant, lambda session: tiers.review(session, limit=LOYALTY_BATCH))
+    done = _each_tenant(tenant, lambda session: tiers.review(session, limit=JOB_BATCH))
     console.print(f"Reviewed the tiers of {sum(done.values())} accounts in {len(done)} tenants.")
+
+
+@nps_app.command("invite-after-orders")
+def nps_invite_after_orders(tenant: TenantOption = None) -> None:
+    """Invite the customers whose orders reached an AFTER_ORDER survey's status its delay ago."""
+    done = _each_tenant(tenant, lambda session: nps.invite_after_orders(session, limit=JOB_BATCH))
+    console.print(f"Made {sum(done.values())} invitations (sent or skipped) in {len(done)} tenants.")

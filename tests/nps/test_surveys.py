@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from brandloop.db.session import platform_transaction
-from brandloop.nps import links
+from brandloop.db.session import platform_transaction, tenant_transaction
+from brandloop.nps import links, service
 from brandloop.settings import Settings
 from support import GraphQLClient, Tenant
 
@@ -130,7 +130,9 @@ async def test_the_quiet_period_holds_across_surveys_and_consent_is_required(
     await gql.data(
         tenant.key, "mutation { updateTenantSettings(input: {surveyQuietDays: 0}) { userErrors { code } } }"
     )
-    assert len((await invite(gql, tenant, second, [mei], key="round-9"))["invitations"]) == 1
+    # The skipped round stays skipped (it was that event's answer); a new round goes through.
+    assert (await invite(gql, tenant, second, [mei], key="round-9"))["skippedQuietPeriod"] == 1
+    assert len((await invite(gql, tenant, second, [mei], key="round-10"))["invitations"]) == 1
     wrong = await invite(gql, tenant, first, [mei], channel="sms")
     assert [e["code"] for e in wrong["userErrors"]] == ["CHANNEL_NOT_ALLOWED"]
     unknown = await invite(
@@ -313,3 +315,61 @@ async def test_overdue_tasks_are_visible(
     assert (await gql.data(tenant.key, TASKS, {"f": {"overdue": False, "status": "OPEN"}}))["npsTasks"][
         "totalCount"
     ] == 2
+
+
+async def test_orders_invite_after_their_delay_once(
+    engine: AsyncEngine, gql: GraphQLClient, tenant: Tenant
+) -> None:
+    survey_id = await survey(
+        gql, tenant, trigger="AFTER_ORDER", triggerStatus="completed", triggerDelayDays=7
+    )
+    record = (
+        """mutation($input: RecordOrderInput!) { recordOrder(input: $input) { order { customer { id } } } }"""
+    )
+    buyers = []
+    for n, channel in enumerate(["wechat", "shopee", "wechat"]):
+        data = await gql.data(
+            tenant.key,
+            record,
+            {
+                "input": {
+                    "channel": channel,
+                    "externalId": f"O-{n}",
+                    "status": "COMPLETED" if n < 2 else "PAID",
+                    "currency": "CNY",
+                    "total": 100,
+                    "placedAt": "2026-11-20T00:00:00Z",
+                    "lines": [],
+                    "buyer": {"buyerId": f"b-{n}", "name": f"Buyer {n}"},
+                }
+            },
+        )
+        buyers.append(data["recordOrder"]["order"]["customer"]["id"])
+    await grant(gql, tenant, buyers[0], True)  # consent on wechat: the first order's channel
+    async with tenant_transaction(engine, tenant.id) as session:
+        assert await service.invite_after_orders(session) == 0  # not a week yet
+    later = datetime.now(UTC) + timedelta(days=8)
+    async with tenant_transaction(engine, tenant.id) as session:
+        assert await service.invite_after_orders(session, now=later) == 2  # sent one, skipped one
+    async with tenant_transaction(engine, tenant.id) as session:
+        assert await service.invite_after_orders(session, now=later) == 0
+    rates = await gql.data(
+        tenant.key,
+        """query($id: ID!) { survey(id: $id) { responseRates {
+             channel invited delivered responded skippedQuietPeriod skippedNoConsent responseRate }
+           invitations { edges { node { status skipReason link customer { id } } } } } }""",
+        {"id": survey_id},
+    )
+    # The shopee order is not a channel of the survey: its invitation goes through the survey's
+    # first channel (email), where that buyer has no consent.
+    assert rates["survey"]["responseRates"] == [
+        {"channel": "email", "invited": 0, "delivered": 0, "responded": 0, "skippedQuietPeriod": 0,
+         "skippedNoConsent": 1, "responseRate": None},
+        {"channel": "wechat", "invited": 1, "delivered": 1, "responded": 0, "skippedQuietPeriod": 0,
+         "skippedNoConsent": 0, "responseRate": 0.0},
+    ]  # fmt: skip
+    invitations = [e["node"] for e in rates["survey"]["invitations"]["edges"]]
+    assert sorted((i["status"], i["skipReason"], i["link"] is None) for i in invitations) == [
+        ("CREATED", None, False),
+        ("SKIPPED", "no_consent", True),
+    ]

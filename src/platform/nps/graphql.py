@@ -95,6 +95,22 @@ class SurveyType(Node):
             node=lambda row: InvitationType.of(row, info),
         )
 
+    @strawberry.field(description="Per channel: invited, responded, and skipped by reason.")
+    async def response_rates(self, info: Info) -> list[ChannelRateType]:
+        rows = await info.context.run(service.response_rates, self.pk)
+        return [
+            ChannelRateType(
+                channel=r.channel,
+                invited=r.invited,
+                delivered=r.invited,
+                responded=r.responded,
+                skipped_quiet_period=r.skipped_quiet,
+                skipped_no_consent=r.skipped_consent,
+                response_rate=r.responded / r.invited if r.invited else None,
+            )
+            for r in rows
+        ]
+
     @strawberry.field(description="Responses, oldest first.")
     async def responses(
         self, info: Info, first: int = 20, after: str | None = None
@@ -108,6 +124,19 @@ class SurveyType(Node):
             count=lambda: ctx.run(service.responses_count, self.pk),
             node=ResponseType.of,
         )
+
+
+@strawberry.type(name="SurveyChannelRate")
+class ChannelRateType:
+    channel: str
+    invited: int
+    delivered: int = strawberry.field(
+        description="Handed over for delivery (link delivery: as invited; delivery reports come with the channels)."
+    )
+    responded: int
+    skipped_quiet_period: int
+    skipped_no_consent: int
+    response_rate: float | None = strawberry.field(description="Responded / invited.")
 
 
 async def load_survey(info: Info, pk: uuid.UUID) -> SurveyType | None:
@@ -132,7 +161,10 @@ class InvitationType:
     id: strawberry.ID
     channel: str
     status: InvitationStatusEnum  # type: ignore[valid-type]
-    link: str = strawberry.field(description="Send it to the customer: it is their only credential.")
+    skip_reason: str | None = strawberry.field(description="quiet_period or no_consent when SKIPPED.")
+    link: str | None = strawberry.field(
+        description="Send it to the customer: it is their only credential. Null when skipped."
+    )
     expires_at: datetime
     created_at: datetime
     responded_at: datetime | None
@@ -140,12 +172,14 @@ class InvitationType:
     @classmethod
     def of(cls, row: Invitation, info: Info) -> InvitationType:
         token = links.issue(links.signing_key(info.context.settings), row.tenant_id, row.id, row.expires_at)
+        skipped = row.status == InvitationStatus.SKIPPED
         return cls(
             row=row,
             id=global_id("SurveyInvitation", row.id),
             channel=row.channel,
             status=InvitationStatus(row.status),
-            link=links.url(info.context.settings, token),
+            skip_reason=row.skip_reason,
+            link=None if skipped else links.url(info.context.settings, token),
             expires_at=row.expires_at,
             created_at=row.created_at,
             responded_at=row.responded_at,

@@ -32,6 +32,8 @@ class InvitationStatus(enum.StrEnum):
     CREATED = "created"
     """The link exists; handing it to the customer is the tenant's (link delivery)."""
     RESPONDED = "responded"
+    SKIPPED = "skipped"
+    """Not sent (quiet period or no consent): kept so that response rates can say why."""
 
 
 class TaskStatus(enum.StrEnum):
@@ -78,6 +80,7 @@ class Invitation(Base):
     trigger_key: Mapped[str] = mapped_column(String(200))
     """One invitation per customer, survey and trigger event (unique per tenant)."""
     status: Mapped[str] = mapped_column(String(16))
+    skip_reason: Mapped[str | None] = mapped_column(String(16))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
     responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -215,13 +215,38 @@ async def get_surveys(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[u
 @dataclass(slots=True)
 class InviteResult:
     invitations: list[Invitation] = field(default_factory=list)
-    """Created now, or by an earlier call with the same key (which creates nothing new)."""
+    """Sent now, or by an earlier call for the same trigger event (which sends nothing new)."""
     skipped_quiet: int = 0
     """Invited to or answered a survey within the quiet period."""
     skipped_consent: int = 0
     """No survey consent on the channel."""
     skipped_unknown: int = 0
     """Not an active customer of the tenant (unknown, merged or erased)."""
+    sent: int = 0
+    """Invitations sent by this call."""
+    made: int = 0
+    """Invitations made by this call, sent or skipped."""
+
+    def count(self, invitation: Invitation) -> None:
+        if invitation.status != InvitationStatus.SKIPPED:
+            self.invitations.append(invitation)
+        elif invitation.skip_reason == QUIET_PERIOD:
+            self.skipped_quiet += 1
+        else:
+            self.skipped_consent += 1
+
+
+QUIET_PERIOD, NO_CONSENT = "quiet_period", "no_consent"
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """One invitation to make: who, through which channel, for which trigger event."""
+
+    customer_id: uuid.UUID
+    channel: str
+    trigger_key: str
+    order_id: uuid.UUID | None = None
 
 
 _LOCK_CUSTOMERS = text(
@@ -230,16 +255,17 @@ _LOCK_CUSTOMERS = text(
 )
 _CONSENTED = text(
     """
-    SELECT customer_id FROM (
-      SELECT DISTINCT ON (customer_id) customer_id, granted FROM consents
-       WHERE customer_id = ANY(:ids) AND channel = :channel AND purpose = 'surveys'
-       ORDER BY customer_id, recorded_at DESC, id DESC) latest
+    SELECT customer_id, channel FROM (
+      SELECT DISTINCT ON (customer_id, channel) customer_id, channel, granted FROM consents
+       WHERE customer_id = ANY(:ids) AND purpose = 'surveys'
+       ORDER BY customer_id, channel, recorded_at DESC, id DESC) latest
      WHERE granted
     """
 )
 _RECENTLY_ASKED = text(
     """
-    SELECT customer_id FROM nps_invitations WHERE customer_id = ANY(:ids) AND created_at > :since
+    SELECT customer_id FROM nps_invitations
+     WHERE customer_id = ANY(:ids) AND created_at > :since AND status <> 'skipped'
     UNION
     SELECT customer_id FROM nps_responses WHERE customer_id = ANY(:ids) AND created_at > :since
     """
@@ -253,11 +279,9 @@ async def invite(
     *,
     channel: str,
     campaign_key: str,
-    order_id: uuid.UUID | None = None,
 ) -> InviteResult:
     """Invite customers to an active survey through one of its channels, idempotently: one
-    invitation per customer, survey and campaign key (the trigger event). Customers asked by any
-    survey within the quiet period, or without survey consent on the channel, are skipped."""
+    invitation per customer, survey and campaign key (the trigger event)."""
     survey = await get_survey(session, survey_id)
     problems = []
     if survey.status != SurveyStatus.ACTIVE:
@@ -274,54 +298,150 @@ async def invite(
         problems.append(Problem("campaignKey", "INVALID_KEY", "Give a key of 1 to 100 printable characters."))
     if problems:
         raise InvalidInput(*problems)
-    wanted = list(dict.fromkeys(customer_ids))
+    wanted = [
+        Wanted(c, channel, f"manual:{survey.id}:{c}:{campaign_key}") for c in dict.fromkeys(customer_ids)
+    ]
+    return await _invite(session, survey, wanted)
+
+
+async def _invite(session: AsyncSession, survey: Survey, wanted: Sequence[Wanted]) -> InviteResult:
+    """Make the invitations not made yet. Customers asked by any survey within the quiet period,
+    or without survey consent on the channel, get a skipped invitation (so that response rates
+    can say why) and nothing is sent."""
     result = InviteResult()
     # Invitations of these customers queue up here: two surveys cannot both slip past the quiet period.
-    active = set(await session.scalars(_LOCK_CUSTOMERS, {"ids": wanted}))
-    result.skipped_unknown = len(wanted) - len(active)
-    keys = {c: f"{survey.trigger}:{survey.id}:{c}:{campaign_key}" for c in active}
+    active = set(await session.scalars(_LOCK_CUSTOMERS, {"ids": [w.customer_id for w in wanted]}))
+    result.skipped_unknown = sum(1 for w in wanted if w.customer_id not in active)
+    wanted = [w for w in wanted if w.customer_id in active]
+    keys = [w.trigger_key for w in wanted]
     earlier = {
-        i.customer_id: i
-        for i in await session.scalars(
-            select(Invitation).where(Invitation.trigger_key.in_(list(keys.values())))
-        )
+        i.trigger_key: i
+        for i in await session.scalars(select(Invitation).where(Invitation.trigger_key.in_(keys)))
     }
-    result.invitations += earlier.values()
-    fresh = [c for c in wanted if c in active and c not in earlier]
+    for invitation in earlier.values():
+        result.count(invitation)
+    fresh = [w for w in wanted if w.trigger_key not in earlier]
+    if not fresh:
+        return result
+    ids = list({w.customer_id for w in fresh})
     settings = await settings_of(session)
     now = datetime.now(UTC)
     quiet = set(
         await session.scalars(
-            _RECENTLY_ASKED, {"ids": fresh, "since": now - timedelta(days=settings.survey_quiet_days)}
+            _RECENTLY_ASKED, {"ids": ids, "since": now - timedelta(days=settings.survey_quiet_days)}
         )
     )
-    consented = set(await session.scalars(_CONSENTED, {"ids": fresh, "channel": channel}))
-    chosen = []
-    for customer_id in fresh:
-        if customer_id in quiet:
-            result.skipped_quiet += 1
-        elif customer_id not in consented:
-            result.skipped_consent += 1
-        else:
-            chosen.append(customer_id)
-    if chosen:
-        rows = [
+    consented = {(c, ch) for c, ch in await session.execute(_CONSENTED, {"ids": ids})}
+    rows = []
+    for w in fresh:
+        reason = (
+            QUIET_PERIOD
+            if w.customer_id in quiet
+            else None
+            if (w.customer_id, w.channel) in consented
+            else NO_CONSENT
+        )
+        rows.append(
             {
                 "tenant_id": current_tenant(session),
                 "id": uuid7(),
                 "survey_id": survey.id,
-                "customer_id": c,
-                "channel": channel,
-                "order_id": order_id,
-                "trigger_key": keys[c],
-                "status": InvitationStatus.CREATED.value,
+                "customer_id": w.customer_id,
+                "channel": w.channel,
+                "order_id": w.order_id,
+                "trigger_key": w.trigger_key,
+                "status": InvitationStatus.SKIPPED.value if reason else InvitationStatus.CREATED.value,
+                "skip_reason": reason,
                 "expires_at": now + timedelta(days=survey.link_days),
             }
-            for c in chosen
-        ]
-        statement = pg_insert(Invitation).values(rows).on_conflict_do_nothing().returning(Invitation)
-        result.invitations += list(await session.scalars(statement))
+        )
+        if reason is None:
+            quiet.add(w.customer_id)  # one invitation per customer per call, too
+    statement = pg_insert(Invitation).values(rows).on_conflict_do_nothing().returning(Invitation)
+    for invitation in await session.scalars(statement):
+        result.count(invitation)
+        result.sent += invitation.status == InvitationStatus.CREATED
+        result.made += 1
     return result
+
+
+_DUE_ORDERS = text(
+    """
+    SELECT o.id, o.customer_id, o.channel FROM orders o
+     WHERE o.status = :status AND o.customer_id IS NOT NULL
+       AND o.updated_at <= :due AND o.updated_at > :since
+       AND NOT EXISTS (SELECT FROM nps_invitations i WHERE i.trigger_key = :prefix || o.id::text)
+     ORDER BY o.id LIMIT :limit
+    """
+)
+
+
+async def invite_after_orders(
+    session: AsyncSession, *, now: datetime | None = None, limit: int = 5000
+) -> int:
+    """The job behind AFTER_ORDER surveys: orders that reached the survey's status at least its
+    delay ago (and at most a week before that, so a missed run is caught up) get their
+    invitation, through the order's channel when the survey allows it, else its first channel.
+    Idempotent: one invitation per survey and order. Returns how many invitations it made (sent
+    or skipped); a run handles at most `limit` orders per survey, the next run the rest."""
+    now = now or datetime.now(UTC)
+    surveys = await session.scalars(
+        select(Survey).where(Survey.status == SurveyStatus.ACTIVE, Survey.trigger == Trigger.AFTER_ORDER)
+    )
+    handled = 0
+    for survey in surveys:
+        assert survey.trigger_delay_days is not None
+        due = now - timedelta(days=survey.trigger_delay_days)
+        orders_due = await session.execute(
+            _DUE_ORDERS,
+            {
+                "status": survey.trigger_status,
+                "due": due,
+                "since": due - CATCH_UP,
+                "limit": limit,
+                "prefix": f"after_order:{survey.id}:",
+            },
+        )
+        wanted = [
+            Wanted(
+                customer_id,
+                channel if channel in survey.channels else survey.channels[0],
+                f"after_order:{survey.id}:{order_id}",
+                order_id,
+            )
+            for order_id, customer_id, channel in orders_due
+        ]
+        if wanted:
+            handled += (await _invite(session, survey, wanted)).made
+    return handled
+
+
+CATCH_UP = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRate:
+    channel: str
+    invited: int
+    responded: int
+    skipped_quiet: int
+    skipped_consent: int
+
+
+_RATES = text(
+    """
+    SELECT channel,
+           count(*) FILTER (WHERE status <> 'skipped'),
+           count(*) FILTER (WHERE status = 'responded'),
+           count(*) FILTER (WHERE skip_reason = 'quiet_period'),
+           count(*) FILTER (WHERE skip_reason = 'no_consent')
+      FROM nps_invitations WHERE survey_id = :survey GROUP BY channel ORDER BY channel
+    """
+)
+
+
+async def response_rates(session: AsyncSession, survey_id: uuid.UUID) -> list[ChannelRate]:
+    return [ChannelRate(*row) for row in await session.execute(_RATES, {"survey": survey_id})]
 
 
 async def invitations_page(
