@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("trigger_status", sa.String(24)),
         sa.Column("trigger_delay_days", sa.SmallInteger),
         sa.Column("link_days", sa.SmallInteger, nullable=False, server_default="14"),
+        sa.Column("follow_up_passives", sa.Boolean, nullable=False, server_default="false"),
         sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
         sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_nps_surveys"),

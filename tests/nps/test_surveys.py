@@ -197,13 +197,21 @@ async def test_a_link_is_single_use_and_opens_one_task_for_a_detractor(
     }
 
 
-async def test_promoters_open_no_task(gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_promoters_open_no_task_and_passives_only_when_asked(
+    gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
     survey_id = await survey(gql, tenant)
-    link = (await invite(gql, tenant, survey_id, [await customer(gql, tenant, "Mei")]))["invitations"][0][
-        "link"
-    ]
-    assert (await client.post(path(link), json={"score": 9})).status_code == 201
-    assert (await gql.data(tenant.key, TASKS))["npsTasks"]["totalCount"] == 0
+    asked = await survey(gql, tenant, name="Passives too", followUpPassives=True)
+    people = [await customer(gql, tenant, name) for name in ("Mei", "Li", "Lin")]
+    for survey_pk, person, score in (
+        (survey_id, people[0], 9),
+        (survey_id, people[1], 8),
+        (asked, people[2], 8),
+    ):
+        link = (await invite(gql, tenant, survey_pk, [person]))["invitations"][0]["link"]
+        assert (await client.post(path(link), json={"score": score})).status_code == 201
+    tasks = (await gql.data(tenant.key, TASKS))["npsTasks"]
+    assert [e["node"]["response"]["customer"]["id"] for e in tasks["edges"]] == [people[2]]
 
 
 async def test_bad_answers_forged_and_expired_links_are_refused(

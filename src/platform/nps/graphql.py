@@ -58,6 +58,7 @@ class SurveyType(Node):
     trigger_status: str | None
     trigger_delay_days: int | None
     link_days: int
+    follow_up_passives: bool = strawberry.field(description="Passives get a follow-up task too.")
     created_at: datetime
 
     @classmethod
@@ -78,6 +79,7 @@ class SurveyType(Node):
             trigger_status=row.trigger_status,
             trigger_delay_days=row.trigger_delay_days,
             link_days=row.link_days,
+            follow_up_passives=row.follow_up_passives,
             created_at=row.created_at,
         )
 
@@ -443,6 +445,7 @@ class SurveyInputType:
     )
     trigger_delay_days: int | None = None
     link_days: int = 14
+    follow_up_passives: bool = False
 
     def to_input(self) -> service.SurveyInput:
         def texts(value: object, where: str) -> dict[str, str]:
@@ -471,6 +474,7 @@ class SurveyInputType:
             trigger_status=self.trigger_status,
             trigger_delay_days=self.trigger_delay_days,
             link_days=self.link_days,
+            follow_up_passives=self.follow_up_passives,
         )
 
 

@@ -60,6 +60,8 @@ class Survey(Base):
     trigger_delay_days: Mapped[int | None] = mapped_column(SmallInteger)
     link_days: Mapped[int] = mapped_column(SmallInteger, default=14)
     """How long an invitation's link stays valid."""
+    follow_up_passives: Mapped[bool] = mapped_column(default=False)
+    """Passives (7-8) get a follow-up task too, not only detractors."""
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 

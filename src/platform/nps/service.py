@@ -73,6 +73,7 @@ class SurveyInput:
     trigger_status: str | None = None
     trigger_delay_days: int | None = None
     link_days: int = 14
+    follow_up_passives: bool = False
 
 
 def _texts(where: str, given: dict[str, str] | None, problems: list[Problem], required: bool = True) -> None:
@@ -157,6 +158,7 @@ def _values(given: SurveyInput) -> dict[str, Any]:
         "trigger_status": given.trigger_status,
         "trigger_delay_days": given.trigger_delay_days,
         "link_days": given.link_days,
+        "follow_up_passives": given.follow_up_passives,
     }
 
 
@@ -539,7 +541,7 @@ async def respond(
     invitation.status = InvitationStatus.RESPONDED.value
     invitation.responded_at = now
     await session.flush()
-    if score <= DETRACTOR_MAX:
+    if score <= DETRACTOR_MAX or (survey.follow_up_passives and score < PROMOTER_MIN):
         settings = await settings_of(session)
         session.add(
             Task(
