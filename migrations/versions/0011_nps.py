@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("skip_reason", sa.String(16)),
         sa.Column("expires_at", TIMESTAMP, nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.Column("delivered_at", TIMESTAMP),
         sa.Column("responded_at", TIMESTAMP),
         sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_nps_invitations"),
         sa.UniqueConstraint("tenant_id", "trigger_key", name="uq_nps_invitations_trigger_key"),

@@ -36,6 +36,7 @@ from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.errors import InvalidInput
 from brandloop.graphql.schema import sdl
 from brandloop.loyalty import ledger, tiers
+from brandloop.nps import links as survey_links
 from brandloop.nps import service as nps
 from brandloop.observability import configure_logging
 from brandloop.orders import importer
@@ -374,5 +375,11 @@ def loyalty_review_tiers(tenant: TenantOption = None) -> None:
 @nps_app.command("invite-after-orders")
 def nps_invite_after_orders(tenant: TenantOption = None) -> None:
     """Invite the customers whose orders reached an AFTER_ORDER survey's status its delay ago."""
-    done = _each_tenant(tenant, lambda session: nps.invite_after_orders(session, limit=JOB_BATCH))
+    settings = get_settings()
+    done = _each_tenant(
+        tenant,
+        lambda session: nps.invite_after_orders(
+            session, lambda invitation: survey_links.link(settings, invitation), limit=JOB_BATCH
+        ),
+    )
     console.print(f"Made {sum(done.values())} invitations (sent or skipped) in {len(done)} tenants.")

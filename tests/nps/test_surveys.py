@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop.db.session import platform_transaction, tenant_transaction
-from brandloop.nps import links, service
+from brandloop.nps import delivery, links, service
 from brandloop.settings import Settings
 from support import GraphQLClient, Tenant
 
@@ -326,8 +326,11 @@ async def test_overdue_tasks_are_visible(
 
 
 async def test_orders_invite_after_their_delay_once(
-    engine: AsyncEngine, gql: GraphQLClient, tenant: Tenant
+    engine: AsyncEngine, gql: GraphQLClient, tenant: Tenant, settings: Settings
 ) -> None:
+    def make_link(invitation: Any) -> str:
+        return links.link(settings, invitation)
+
     survey_id = await survey(
         gql, tenant, trigger="AFTER_ORDER", triggerStatus="completed", triggerDelayDays=7
     )
@@ -355,12 +358,12 @@ async def test_orders_invite_after_their_delay_once(
         buyers.append(data["recordOrder"]["order"]["customer"]["id"])
     await grant(gql, tenant, buyers[0], True)  # consent on wechat: the first order's channel
     async with tenant_transaction(engine, tenant.id) as session:
-        assert await service.invite_after_orders(session) == 0  # not a week yet
+        assert await service.invite_after_orders(session, make_link) == 0  # not a week yet
     later = datetime.now(UTC) + timedelta(days=8)
     async with tenant_transaction(engine, tenant.id) as session:
-        assert await service.invite_after_orders(session, now=later) == 2  # sent one, skipped one
+        assert await service.invite_after_orders(session, make_link, now=later) == 2  # sent one, skipped one
     async with tenant_transaction(engine, tenant.id) as session:
-        assert await service.invite_after_orders(session, now=later) == 0
+        assert await service.invite_after_orders(session, make_link, now=later) == 0
     rates = await gql.data(
         tenant.key,
         """query($id: ID!) { survey(id: $id) { responseRates {
@@ -381,3 +384,34 @@ async def test_orders_invite_after_their_delay_once(
         ("CREATED", None, False),
         ("SKIPPED", "no_consent", True),
     ]
+
+
+class Outbox:
+    """A channel's delivery, as a connector would register it: it takes some and refuses others."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def deliver(self, session: Any, invitation: Any, link: str) -> bool:
+        self.sent.append(link)
+        return len(self.sent) == 1
+
+
+async def test_a_channels_delivery_sends_the_links(gql: GraphQLClient, tenant: Tenant) -> None:
+    survey_id = await survey(gql, tenant)
+    people = [await customer(gql, tenant, name) for name in ("Mei", "Li")]
+    for person in people:
+        await grant(gql, tenant, person, True, channel="email")
+    outbox = Outbox()
+    delivery.register("email", outbox)
+    try:
+        invited = await invite(gql, tenant, survey_id, people, channel="email")
+    finally:
+        delivery.unregister("email")
+    assert sorted(outbox.sent) == sorted(i["link"] for i in invited["invitations"])
+    rates = await gql.data(
+        tenant.key,
+        "query($id: ID!) { survey(id: $id) { responseRates { channel invited delivered } } }",
+        {"id": survey_id},
+    )
+    assert rates["survey"]["responseRates"] == [{"channel": "email", "invited": 2, "delivered": 1}]

@@ -104,7 +104,7 @@ class SurveyType(Node):
             ChannelRateType(
                 channel=r.channel,
                 invited=r.invited,
-                delivered=r.invited,
+                delivered=r.delivered,
                 responded=r.responded,
                 skipped_quiet_period=r.skipped_quiet,
                 skipped_no_consent=r.skipped_consent,
@@ -132,9 +132,7 @@ class SurveyType(Node):
 class ChannelRateType:
     channel: str
     invited: int
-    delivered: int = strawberry.field(
-        description="Handed over for delivery (link delivery: as invited; delivery reports come with the channels)."
-    )
+    delivered: int = strawberry.field(description="Taken by the channel (link delivery: handed to you).")
     responded: int
     skipped_quiet_period: int
     skipped_no_consent: int
@@ -169,11 +167,13 @@ class InvitationType:
     )
     expires_at: datetime
     created_at: datetime
+    delivered_at: datetime | None = strawberry.field(
+        description="When the channel took it (link delivery: when the link was handed over)."
+    )
     responded_at: datetime | None
 
     @classmethod
     def of(cls, row: Invitation, info: Info) -> InvitationType:
-        token = links.issue(links.signing_key(info.context.settings), row.tenant_id, row.id, row.expires_at)
         skipped = row.status == InvitationStatus.SKIPPED
         return cls(
             row=row,
@@ -181,7 +181,8 @@ class InvitationType:
             channel=row.channel,
             status=InvitationStatus(row.status),
             skip_reason=row.skip_reason,
-            link=None if skipped else links.url(info.context.settings, token),
+            link=None if skipped else links.link(info.context.settings, row),
+            delivered_at=row.delivered_at,
             expires_at=row.expires_at,
             created_at=row.created_at,
             responded_at=row.responded_at,
@@ -560,6 +561,7 @@ class NpsMutations:
                 [pk_of(c, "Customer") for c in input.customer_ids],
                 channel=input.channel,
                 campaign_key=input.campaign_key,
+                link_for=lambda invitation: links.link(info.context.settings, invitation),
             )
         except InvalidInput as error:
             return InviteToSurveyPayload(

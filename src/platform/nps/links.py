@@ -20,6 +20,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
+from brandloop.nps.models import Invitation
 from brandloop.settings import Settings
 
 ALGORITHMS = ["HS256"]
@@ -77,5 +78,7 @@ def read(key: OctKey, token: str) -> LinkClaims:
         raise BadLink(str(error)) from error
 
 
-def url(settings: Settings, token: str) -> str:
+def link(settings: Settings, invitation: Invitation) -> str:
+    """The invitation's survey link, as sent to the customer."""
+    token = issue(signing_key(settings), invitation.tenant_id, invitation.id, invitation.expires_at)
     return f"{settings.public_url.rstrip('/')}/surveys/{token}"

@@ -85,6 +85,8 @@ class Invitation(Base):
     skip_reason: Mapped[str | None] = mapped_column(String(16))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the channel took it (link delivery: when the link was handed over)."""
     responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -7,7 +7,7 @@ import enum
 import math
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
 from brandloop.loyalty import events as loyalty_events
 from brandloop.loyalty.rules import EventKind
+from brandloop.nps import delivery
 from brandloop.nps.models import (
     Invitation,
     InvitationStatus,
@@ -281,6 +282,7 @@ async def invite(
     *,
     channel: str,
     campaign_key: str,
+    link_for: LinkFor,
 ) -> InviteResult:
     """Invite customers to an active survey through one of its channels, idempotently: one
     invitation per customer, survey and campaign key (the trigger event)."""
@@ -303,10 +305,16 @@ async def invite(
     wanted = [
         Wanted(c, channel, f"manual:{survey.id}:{c}:{campaign_key}") for c in dict.fromkeys(customer_ids)
     ]
-    return await _invite(session, survey, wanted)
+    return await _invite(session, survey, wanted, link_for)
 
 
-async def _invite(session: AsyncSession, survey: Survey, wanted: Sequence[Wanted]) -> InviteResult:
+LinkFor = Callable[[Invitation], str]
+"""Makes an invitation's link (links.link with the deployment's settings)."""
+
+
+async def _invite(
+    session: AsyncSession, survey: Survey, wanted: Sequence[Wanted], link_for: LinkFor
+) -> InviteResult:
     """Make the invitations not made yet. Customers asked by any survey within the quiet period,
     or without survey consent on the channel, get a skipped invitation (so that response rates
     can say why) and nothing is sent."""
@@ -362,9 +370,20 @@ async def _invite(session: AsyncSession, survey: Survey, wanted: Sequence[Wanted
     statement = pg_insert(Invitation).values(rows).on_conflict_do_nothing().returning(Invitation)
     for invitation in await session.scalars(statement):
         result.count(invitation)
-        result.sent += invitation.status == InvitationStatus.CREATED
         result.made += 1
+        if invitation.status == InvitationStatus.CREATED:
+            result.sent += 1
+            await _deliver(session, invitation, link_for(invitation))
     return result
+
+
+async def _deliver(session: AsyncSession, invitation: Invitation, link: str) -> None:
+    """Hand the link over: to the channel's Delivery when one is registered, else to the tenant
+    (link delivery, done by returning it)."""
+    sender = delivery.for_channel(invitation.channel)
+    if sender is None or await sender.deliver(session, invitation, link):
+        invitation.delivered_at = datetime.now(UTC)
+        await session.flush()
 
 
 _DUE_ORDERS = text(
@@ -379,7 +398,7 @@ _DUE_ORDERS = text(
 
 
 async def invite_after_orders(
-    session: AsyncSession, *, now: datetime | None = None, limit: int = 5000
+    session: AsyncSession, link_for: LinkFor, *, now: datetime | None = None, limit: int = 5000
 ) -> int:
     """The job behind AFTER_ORDER surveys: orders that reached the survey's status at least its
     delay ago (and at most a week before that, so a missed run is caught up) get their
@@ -414,7 +433,7 @@ async def invite_after_orders(
             for order_id, customer_id, channel in orders_due
         ]
         if wanted:
-            handled += (await _invite(session, survey, wanted)).made
+            handled += (await _invite(session, survey, wanted, link_for)).made
     return handled
 
 
@@ -425,6 +444,7 @@ CATCH_UP = timedelta(days=7)
 class ChannelRate:
     channel: str
     invited: int
+    delivered: int
     responded: int
     skipped_quiet: int
     skipped_consent: int
@@ -434,6 +454,7 @@ _RATES = text(
     """
     SELECT channel,
            count(*) FILTER (WHERE status <> 'skipped'),
+           count(*) FILTER (WHERE delivered_at IS NOT NULL),
            count(*) FILTER (WHERE status = 'responded'),
            count(*) FILTER (WHERE skip_reason = 'quiet_period'),
            count(*) FILTER (WHERE skip_reason = 'no_consent')
