@@ -60,8 +60,10 @@ async def load(engine: AsyncEngine, tenant: Tenant, survey_pk: str) -> None:
         )
 
 
-async def report(gql: GraphQLClient, tenant: Tenant, group: str, **flt: Any) -> dict[str, Any]:
-    data = await gql.data(tenant.key, REPORT, {"g": group, "f": flt})
+async def report(
+    gql: GraphQLClient, tenant: Tenant, group: str, since: str, until: str, **flt: Any
+) -> dict[str, Any]:
+    data = await gql.data(tenant.key, REPORT, {"g": group, "f": {"from": since, "to": until, **flt}})
     return dict(data["npsReport"])
 
 
@@ -121,6 +123,6 @@ async def test_nps_and_its_margin_of_error_match_a_hand_computation(
     refused = await gql(
         tenant.key,
         REPORT,
-        {"g": "DAY", "f": {"since": "2026-10-01T00:00:00Z", "until": "2026-09-01T00:00:00Z"}},
+        {"g": "DAY", "f": {"from": "2026-10-01T00:00:00Z", "to": "2026-09-01T00:00:00Z"}},
     )
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

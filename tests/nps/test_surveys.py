@@ -415,3 +415,27 @@ async def test_a_channels_delivery_sends_the_links(gql: GraphQLClient, tenant: T
         {"id": survey_id},
     )
     assert rates["survey"]["responseRates"] == [{"channel": "email", "invited": 2, "delivered": 1}]
+
+
+async def test_a_filter_chooses_whom_to_invite(gql: GraphQLClient, tenant: Tenant) -> None:
+    survey_id = await survey(gql, tenant)
+    vip = await customer(gql, tenant, "VIP")
+    await customer(gql, tenant, "Other")  # consented, but not tagged
+    await gql.data(
+        tenant.key,
+        'mutation($ids: [ID!]!) { addCustomerTags(input: {ids: $ids, tags: ["vip"]}) { userErrors { code } } }',
+        {"ids": [vip]},
+    )
+    data = await gql.data(
+        tenant.key,
+        INVITE,
+        {
+            "input": {
+                "surveyId": survey_id,
+                "filter": {"tags": ["vip"]},
+                "channel": "wechat",
+                "campaignKey": "vip-1",
+            }
+        },
+    )
+    assert [i["customer"]["id"] for i in data["inviteToSurvey"]["invitations"]] == [vip]

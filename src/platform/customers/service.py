@@ -320,6 +320,18 @@ def customers_page(flt: CustomerFilter, first: int, after: uuid.UUID | None) -> 
     return keyset_page(_filtered(select(Customer), flt), Customer, first, after)
 
 
+async def matching_ids(session: AsyncSession, flt: CustomerFilter, *, limit: int) -> list[uuid.UUID]:
+    """The ids of the active customers matching the filter; InvalidInput when more than `limit` do."""
+    ids = list(
+        await session.scalars(_filtered(select(Customer.id), flt).order_by(Customer.id).limit(limit + 1))
+    )
+    if len(ids) > limit:
+        raise InvalidInput(
+            Problem("filter", "TOO_MANY_MATCHES", f"More than {limit:,} customers match: narrow the filter.")
+        )
+    return ids
+
+
 def customers_count(flt: CustomerFilter) -> Select[tuple[int]]:
     return _filtered(select(func.count()).select_from(Customer), flt)
 

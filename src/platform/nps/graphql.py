@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.scalars import JSON
 
 from brandloop.auth.permissions import Permission
+from brandloop.customers import service as customers
 from brandloop.errors import InvalidInput, Problem
 from brandloop.graphql.context import Info
 from brandloop.graphql.errors import UserError, user_errors
@@ -29,7 +31,7 @@ from brandloop.nps.models import (
 from brandloop.orders.service import OrderStatus
 
 if TYPE_CHECKING:
-    from brandloop.customers.graphql import CustomerType
+    from brandloop.customers.graphql import CustomerFilterInput, CustomerType
 
 SurveyStatusEnum = strawberry.enum(SurveyStatus, name="SurveyStatus")
 TriggerEnum = strawberry.enum(Trigger, name="SurveyTrigger")
@@ -296,8 +298,10 @@ GroupingEnum = strawberry.enum(service.Grouping, name="NpsGroupBy")
 
 @strawberry.input
 class NpsReportFilterInput:
-    since: datetime = strawberry.field(description="Inclusive.")
-    until: datetime = strawberry.field(description="Exclusive; at most about three years after `since`.")
+    since: datetime = strawberry.field(name="from", description="Inclusive.")
+    until: datetime = strawberry.field(
+        name="to", description="Exclusive; at most about three years after `from`."
+    )
     survey_id: strawberry.ID | None = None
     channel: str | None = None
     segment: str | None = strawberry.field(
@@ -490,11 +494,12 @@ class SurveyPayload:
     user_errors: list[UserError]
 
 
-@strawberry.input
+@strawberry.input(description="Whom to invite: customerIds, or the customers a filter matches (or both).")
 class InviteToSurveyInput:
     survey_id: strawberry.ID
-    customer_ids: list[strawberry.ID]
     channel: str
+    customer_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+    filter: Annotated[CustomerFilterInput, strawberry.lazy("brandloop.customers.graphql")] | None = None
     campaign_key: str = strawberry.field(
         description="Names this invitation round: the same key again invites nobody twice."
     )
@@ -554,15 +559,23 @@ class NpsMutations:
         extensions=[Needs(Permission.SURVEYS_WRITE)],
     )
     async def invite_to_survey(self, info: Info, input: InviteToSurveyInput) -> InviteToSurveyPayload:
-        try:
-            result = await info.context.mutate(
-                service.invite,
+        async def invite(session: AsyncSession) -> service.InviteResult:
+            chosen = [pk_of(c, "Customer") for c in input.customer_ids]
+            if input.filter is not None:
+                chosen += await customers.matching_ids(
+                    session, input.filter.to_filter(), limit=service.MAX_INVITES_PER_CALL
+                )
+            return await service.invite(
+                session,
                 pk_of(input.survey_id, "Survey"),
-                [pk_of(c, "Customer") for c in input.customer_ids],
+                chosen,
                 channel=input.channel,
                 campaign_key=input.campaign_key,
                 link_for=lambda invitation: links.link(info.context.settings, invitation),
             )
+
+        try:
+            result = await info.context.mutate(invite)
         except InvalidInput as error:
             return InviteToSurveyPayload(
                 invitations=[],

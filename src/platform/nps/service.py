@@ -44,7 +44,7 @@ MAX_COMMENT = 2000
 MAX_ANSWER = 1000
 MAX_FOLLOW_UPS = 5
 MAX_OPTIONS = 10
-MAX_INVITES_PER_CALL = 1000
+MAX_INVITES_PER_CALL = 10_000
 MAX_NOTE = 2000
 DETRACTOR_MAX = 6
 PROMOTER_MIN = 9
@@ -772,7 +772,7 @@ async def report(session: AsyncSession, flt: ReportFilter, grouping: Grouping) -
     and the tenant's minimum responses for a group to be read."""
     if not timedelta(0) < flt.until - flt.since <= timedelta(days=MAX_REPORT_DAYS):
         raise InvalidInput(
-            Problem("filter.until", "INVALID_PERIOD", f"From before to, at most {MAX_REPORT_DAYS} days.")
+            Problem("filter.to", "INVALID_PERIOD", f"`from` before `to`, at most {MAX_REPORT_DAYS} days.")
         )
     settings = await settings_of(session)
     joins, where = [], []
