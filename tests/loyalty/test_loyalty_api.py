@@ -402,3 +402,21 @@ async def test_a_paused_program_earns_nothing_new_but_still_reverses(
         },
     )
     assert unknown["updateLoyaltyProgram"]["userErrors"] == [{"field": "programId", "code": "NOT_FOUND"}]
+
+
+async def test_a_customer_with_points_history_is_erased_not_deleted(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
+    program_id = await program(gql, tenant)
+    customer = (await order(gql, tenant, "A"))["order"]["customer"]["id"]
+    await adjust(gql, tenant, program_id, customer, 10, "grant")
+    refused = await gql.data(
+        tenant.key,
+        "mutation($id: ID!) { deleteCustomer(input: {id: $id}) { deletedId userErrors { field code } } }",
+        {"id": customer},
+    )
+    assert refused["deleteCustomer"] == {
+        "deletedId": None,
+        "userErrors": [{"field": "id", "code": "HAS_LOYALTY_HISTORY"}],
+    }
+    assert (await balance(gql, tenant, customer))["total"] == 10

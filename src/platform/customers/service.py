@@ -192,11 +192,22 @@ async def update_customer(
 
 
 async def delete_customer(session: AsyncSession, customer_id: uuid.UUID) -> None:
-    deleted = await session.scalar(
-        delete(Customer)
-        .where(Customer.id == customer_id, Customer.merged_into_id.is_(None))
-        .returning(Customer.id)
-    )
+    try:
+        async with session.begin_nested():
+            deleted = await session.scalar(
+                delete(Customer)
+                .where(Customer.id == customer_id, Customer.merged_into_id.is_(None))
+                .returning(Customer.id)
+            )
+    except IntegrityError:
+        # A points ledger is kept whole (it is the books): such a profile is erased, not deleted.
+        raise InvalidInput(
+            Problem(
+                "id",
+                "HAS_LOYALTY_HISTORY",
+                "This customer has loyalty points history, which is kept: erase their personal data instead.",
+            )
+        ) from None
     if deleted is None:
         raise InvalidInput(
             Problem(
