@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from nps_support import survey
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop.app import create_app
@@ -201,7 +202,35 @@ async def shop(engine: AsyncEngine, client: httpx.AsyncClient) -> dict[str, Any]
         {"s": ids["Li Wei"], "m": [ids["merged"]]},
     )
     await _loyalty(gql, tenant, ids)
+    await _survey(gql, client, tenant, ids)
     return {"tenant": tenant, "ids": ids}
+
+
+async def _survey(gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant, ids: dict[str, str]) -> None:
+    """A survey answered by three customers: a promoter, a passive and a detractor with a comment."""
+    ids["survey"] = await survey(gql, tenant)
+    people = [ids["Li Wei"], ids["Wang Fang"], ids["Emma Brown"]]
+    for person in people:
+        await gql.data(
+            tenant.key,
+            """mutation($c: ID!) { recordConsent(input: {customerId: $c, channel: "wechat", purpose: SURVEYS,
+                 granted: true, source: "test"}) { userErrors { code } } }""",
+            {"c": person},
+        )
+    invited = await gql.data(
+        tenant.key,
+        """mutation($s: ID!, $c: [ID!]!) { inviteToSurvey(input: {surveyId: $s, customerIds: $c, channel: "wechat",
+             campaignKey: "k"}) { invitations { link } } }""",
+        {"s": ids["survey"], "c": people},
+    )
+    for invitation, (score, comment) in zip(
+        invited["inviteToSurvey"]["invitations"],
+        [(10, None), (7, "ok"), (2, "“late”, <b>rude</b>")],
+        strict=True,
+    ):
+        token = invitation["link"].rsplit("/", 1)[1]
+        answered = await client.post(f"/surveys/{token}", json={"score": score, "comment": comment})
+        assert answered.status_code == 201
 
 
 async def _loyalty(gql: GraphQLClient, tenant: Tenant, ids: dict[str, str]) -> None:
@@ -311,6 +340,12 @@ async def test_single_objects_agree(
         (
             f"query($id: ID!) {{ customer(id: $id) {{ id loyalty {{ {LOYALTY_FIELDS} }} }} }}",
             {"id": ids["Li Wei"]},
+        ),
+        (
+            """query($id: ID!) { survey(id: $id) { __typename id name status channels trigger linkDays createdAt
+                 responses(first: 2) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node {
+                   __typename id score category comment answers channel createdAt customer { id displayName } } } } } }""",
+            {"id": ids["survey"]},
         ),
     ]
     for query, variables in cases:

@@ -38,6 +38,8 @@ from brandloop.graphql.planner import (
 )
 from brandloop.graphql.relay import pk_of
 from brandloop.loyalty.models import Account, LedgerEntry, Lot, Program
+from brandloop.nps.models import Response, Survey
+from brandloop.nps.service import DETRACTOR_MAX, PROMOTER_MIN
 from brandloop.orders import service as orders
 from brandloop.orders.graphql import OrderFilterInput
 from brandloop.orders.models import Order, OrderLine
@@ -345,6 +347,65 @@ ORDER = ObjectPlan(
 )
 
 
+SURVEY_RESPONSE = ObjectPlan(
+    "SurveyResponse",
+    {
+        "id": computed(lambda row: global_id("SurveyResponse", row["id"])),
+        "score": column("score"),
+        "category": computed(
+            lambda row: case(
+                (row["score"] >= PROMOTER_MIN, literal("PROMOTER")),
+                (row["score"] <= DETRACTOR_MAX, literal("DETRACTOR")),
+                else_=literal("PASSIVE"),
+            )
+        ),
+        "comment": column("comment"),
+        "answers": column("answers"),
+        "channel": column("channel"),
+        "createdAt": _time("created_at"),
+        "customer": _order_customer,
+    },
+)
+
+
+def _survey_responses(
+    scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row
+) -> ColumnElement[Any]:
+    def page(first: int, after: uuid.UUID | None) -> Select[Any]:
+        query = select(Response).where(Response.survey_id == row["id"]).correlate(row["id"].table)
+        return keyset_page(query, Response, first, after)
+
+    return connection(
+        scope,
+        parent,
+        node,
+        type_name="SurveyResponseConnection",
+        node_plan=SURVEY_RESPONSE,
+        page=page,
+        count=lambda: (
+            select(func.count())
+            .select_from(Response)
+            .where(Response.survey_id == row["id"])
+            .correlate(row["id"].table)
+        ),
+    )
+
+
+SURVEY = ObjectPlan(
+    "Survey",
+    {
+        "id": computed(lambda row: global_id("Survey", row["id"])),
+        "name": column("name"),
+        "status": computed(lambda row: enum_name(row["status"])),
+        "channels": computed(lambda row: func.to_json(row["channels"])),
+        "trigger": computed(lambda row: enum_name(row["trigger"])),
+        "linkDays": column("link_days"),
+        "createdAt": _time("created_at"),
+        "responses": _survey_responses,
+    },
+)
+
+
 def _one(plan: ObjectPlan, model: Any, type_name: str) -> Any:
     def build(scope: Scope, parent: GraphQLObjectType, node: FieldNode) -> ColumnElement[Any]:
         rows = _columns(model)
@@ -405,4 +466,5 @@ ROOTS = {
         ),
     ),
     "order": RootPlan(Permission.ORDERS_READ, _one(ORDER, Order, "Order"), by_id=True),
+    "survey": RootPlan(Permission.SURVEYS_READ, _one(SURVEY, Survey, "Survey"), by_id=True),
 }
