@@ -13,7 +13,7 @@ import os
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from joserfc import jwt
@@ -72,7 +72,7 @@ def read(key: OctKey, token: str) -> LinkClaims:
         return LinkClaims(
             tenant_id=uuid.UUID(claims["t"]),
             invitation_id=uuid.UUID(claims["i"]),
-            expires_at=datetime.fromtimestamp(int(claims["exp"])).astimezone(),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=UTC),
         )
     except (JoseError, ValueError, KeyError, TypeError) as error:
         raise BadLink(str(error)) from error

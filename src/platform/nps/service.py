@@ -225,8 +225,6 @@ class InviteResult:
     """No survey consent on the channel."""
     skipped_unknown: int = 0
     """Not an active customer of the tenant (unknown, merged or erased)."""
-    sent: int = 0
-    """Invitations sent by this call."""
     made: int = 0
     """Invitations made by this call, sent or skipped."""
 
@@ -372,7 +370,6 @@ async def _invite(
         result.count(invitation)
         result.made += 1
         if invitation.status == InvitationStatus.CREATED:
-            result.sent += 1
             await _deliver(session, invitation, link_for(invitation))
     return result
 
