@@ -420,3 +420,21 @@ async def test_a_customer_with_points_history_is_erased_not_deleted(
         "userErrors": [{"field": "id", "code": "HAS_LOYALTY_HISTORY"}],
     }
     assert (await balance(gql, tenant, customer))["total"] == 10
+
+
+async def test_a_program_that_drops_a_channel_still_reverses_its_orders(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
+    program_id = await program(gql, tenant, channels=["shopee"])
+    await rules(gql, tenant, program_id, pointsPerUnit="1")
+    customer = (await order(gql, tenant, "A"))["order"]["customer"]["id"]
+    await order(gql, tenant, "T", channel="tiktok", placed=31)  # not a channel of the program
+    assert (await balance(gql, tenant, customer))["total"] == 100
+    update = """mutation($input: UpdateLoyaltyProgramInput!) { updateLoyaltyProgram(input: $input) { userErrors { code } } }"""
+    await gql.data(
+        tenant.key,
+        update,
+        {"input": {"id": program_id, "name": "Tea Club", "pointsName": "Leaves", "channels": ["tiktok"]}},
+    )
+    await order(gql, tenant, "A", status="REFUNDED", refunded=10_000, version=1)
+    assert (await balance(gql, tenant, customer))["total"] == 0

@@ -41,8 +41,11 @@ _ACCRUAL = text(
            o.placed_at, p.id AS program_id, p.status AS program_status, p.enrolment, p.pending_days,
            p.expiry_policy, p.expiry_period, v.version, v.rules, a.id AS account_id, t.multiplier AS tier_factor
       FROM orders o
+      -- A program that no longer covers the order's channel still reverses what the order earned.
       JOIN loyalty_programs p
-        ON p.status <> 'closed' AND (cardinality(p.channels) = 0 OR o.channel = ANY(p.channels))
+        ON p.status <> 'closed'
+       AND (cardinality(p.channels) = 0 OR o.channel = ANY(p.channels)
+            OR EXISTS (SELECT FROM loyalty_order_valuations v WHERE v.program_id = p.id AND v.order_id = o.id))
       LEFT JOIN LATERAL (
         SELECT v.version, v.rules FROM loyalty_rule_versions v
          WHERE v.program_id = p.id AND v.effective_from <= o.placed_at
