@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -40,6 +41,7 @@ from brandloop.graphql.context import RequestContext
 from brandloop.graphql.errors import format_error
 from brandloop.graphql.planner import CompiledPlan, PlanCache, PlannedData, fetch_json, plan_cache, plan_key
 from brandloop.graphql.schema import create_schema
+from brandloop.jobs.worker import run as run_jobs
 from brandloop.nps import http as survey_http
 from brandloop.nps import links
 from brandloop.observability import HTTP_REQUESTS, HTTP_SECONDS, observe_operation
@@ -283,7 +285,8 @@ class RequestLog:
             )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, worker: bool = False) -> Starlette:
+    """The application; with `worker`, it also runs the job worker while it lives."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -299,9 +302,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             persisted=LRUCache(maxsize=PERSISTED_QUERIES),
             link_key=links.signing_key(settings),
         )
+        stop = asyncio.Event()
+        jobs = (
+            asyncio.create_task(run_jobs(engine, settings, resolve_url(settings), stop)) if worker else None
+        )
         try:
             yield
         finally:
+            stop.set()
+            if jobs is not None:
+                await jobs
             await engine.dispose()
 
     return Starlette(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import getpass
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from brandloop.db.engine import create_engine, resolve_url
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.errors import InvalidInput
 from brandloop.graphql.schema import sdl
+from brandloop.jobs import worker as jobs
 from brandloop.loyalty import ledger, tiers
 from brandloop.nps import links as survey_links
 from brandloop.nps import service as nps
@@ -128,7 +130,32 @@ def serve(
             """-d '{"query": "{ customers(first: 5) { totalCount edges { node { displayName email } } } }"}'""",
             flush=True,
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=True)
+    # With the embedded database (one laptop), the API process runs the job worker too.
+    in_process = get_settings().database_url is None if settings.worker is None else settings.worker
+    uvicorn.run(
+        create_app(settings, worker=in_process), host=host, port=port, log_config=None, proxy_headers=True
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run background jobs and their schedules until interrupted; run as many as you like."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    url = resolve_url(settings)
+
+    async def work() -> None:
+        engine = create_engine(url, pool_size=2)
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        try:
+            await jobs.run(engine, settings, url, stop)
+        finally:
+            await engine.dispose()
+
+    console.print("Worker running; Ctrl-C stops it after the jobs in hand.")
+    asyncio.run(work())
 
 
 @app.command()

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Where customers reach this API (survey links)."
     )
+    worker: bool | None = Field(
+        default=None,
+        description="Run the job worker inside `brandloop serve`; default: only with the embedded database.",
+    )
     max_page_size: int = Field(default=100, ge=1, le=1000)
     max_query_depth: int = Field(default=10, ge=2)
     max_query_cost: int = Field(default=50_000, ge=1)
