@@ -1,0 +1,40 @@
+"""The connector SDK: what a channel plugin implements and what it hands back.
+
+A plugin is a package that registers a `Connector` under the entry-point group
+`brandloop.connectors` and imports nothing of Brandloop but this package. docs/connectors.md is
+the author's guide.
+"""
+
+from brandloop.connectors.registry import ENTRY_POINT_GROUP, ConnectorError, discover
+from brandloop.connectors.sdk import (
+    BuyerRecord,
+    Capability,
+    Connector,
+    ConnectorConfig,
+    Grant,
+    LineRecord,
+    ListingObservation,
+    OrderRecord,
+    Page,
+    TimeWindow,
+    WebhookEvent,
+    secret_fields,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BuyerRecord",
+    "Capability",
+    "Connector",
+    "ConnectorConfig",
+    "ConnectorError",
+    "Grant",
+    "LineRecord",
+    "ListingObservation",
+    "OrderRecord",
+    "Page",
+    "TimeWindow",
+    "WebhookEvent",
+    "discover",
+    "secret_fields",
+]

@@ -1,0 +1,186 @@
+"""The Connector protocol and the normalised records a connector yields.
+
+Plugins never touch the database: they turn a platform's API into these records, and the
+platform does the rest (scheduling, checkpoints, retries, idempotent upserts, identity resolution,
+loyalty accrual, conflict detection). Money is in minor units of the record's currency; times are
+timezone-aware.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+T = TypeVar("T")
+
+
+class Capability(enum.StrEnum):
+    ORDERS = "orders"
+    CUSTOMERS = "customers"
+    LISTINGS = "listings"
+    MESSAGING = "messaging"
+    WEBHOOKS = "webhooks"
+
+
+class ConnectorConfig(BaseModel):
+    """A connection's settings. Declare secrets as `SecretStr`: the platform encrypts those at rest
+    and never returns them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def secret_fields(model: type[ConnectorConfig]) -> list[str]:
+    """The names of a configuration's secret fields."""
+    return [
+        name for name, info in model.model_fields.items() if info.annotation in (SecretStr, SecretStr | None)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What the platform's authorization gave: tokens and when the access token expires."""
+
+    access_token: SecretStr
+    expires_at: datetime | None = None
+    refresh_token: SecretStr | None = None
+    refresh_expires_at: datetime | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+    """Platform values to keep with the grant (a shop id, a seller's region, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Records changed in [since, until)."""
+
+    since: datetime
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BuyerRecord:
+    buyer_id: str | None = None
+    """The platform's own id for the buyer."""
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    wechat_unionid: str | None = None
+    wechat_openid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LineRecord:
+    sku: str
+    product_name: str
+    quantity: int
+    unit_price: int
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """An order as the platform has it now; the same order again is an update (by `updated_at`)."""
+
+    external_id: str
+    status: str
+    """One of Brandloop's order statuses: pending, paid, shipped, completed, cancelled, refunded,
+    partially_refunded."""
+    currency: str
+    total: int
+    placed_at: datetime
+    updated_at: datetime
+    lines: Sequence[LineRecord] = ()
+    buyer: BuyerRecord | None = None
+    subtotal: int | None = None
+    discount: int = 0
+    shipping: int = 0
+    tax: int = 0
+    refunded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ListingObservation:
+    """A listing seen on a channel: who sells which SKU at what price, where and when."""
+
+    sku: str
+    seller_id: str
+    price: int
+    currency: str
+    observed_at: datetime
+    seller_name: str | None = None
+    region: str | None = None
+    """ISO 3166-2 code when the platform says."""
+    url: str | None = None
+    listing_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    records: Sequence[T]
+    next_cursor: str | None = None
+    """Pass it back to get the next page of the same window; None when the window is done."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    key: str
+    """Unique per event on the platform: a re-delivery carries the same key."""
+    kind: str
+    payload: Mapping[str, Any]
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A channel plugin. `client` is an httpx client the platform owns (timeouts, proxies);
+    methods for capabilities the connector does not declare may raise NotImplementedError."""
+
+    key: ClassVar[str]
+    """Lower-case letters, digits and _: the channel's key in orders and identities."""
+    display_name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+    config_model: ClassVar[type[ConnectorConfig]]
+
+    def authorize_url(self, config: ConnectorConfig, *, redirect_uri: str, state: str) -> str:
+        """Where to send the tenant's admin to grant access."""
+        ...
+
+    async def exchange_code(
+        self, client: httpx.AsyncClient, config: ConnectorConfig, *, code: str, params: Mapping[str, str]
+    ) -> Grant:
+        """The grant for the code the platform redirected back with (and its other parameters)."""
+        ...
+
+    async def refresh(self, client: httpx.AsyncClient, config: ConnectorConfig, grant: Grant) -> Grant: ...
+
+    async def fetch_orders(
+        self,
+        client: httpx.AsyncClient,
+        config: ConnectorConfig,
+        grant: Grant,
+        window: TimeWindow,
+        cursor: str | None,
+    ) -> Page[OrderRecord]:
+        """One page of the orders changed in the window."""
+        ...
+
+    async def fetch_listings(
+        self,
+        client: httpx.AsyncClient,
+        config: ConnectorConfig,
+        grant: Grant,
+        window: TimeWindow,
+        cursor: str | None,
+    ) -> Page[ListingObservation]: ...
+
+    def verify_webhook(
+        self, config: ConnectorConfig, *, url: str, headers: Mapping[str, str], body: bytes
+    ) -> bool:
+        """Whether the platform signed this delivery (checked before anything is believed)."""
+        ...
+
+    def parse_webhook(self, config: ConnectorConfig, body: bytes) -> Sequence[WebhookEvent]: ...
