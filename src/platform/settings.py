@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -46,6 +47,11 @@ class Settings(BaseSettings):
         description="Signs survey links. Required in production (32+ characters, the same on every "
         "API process); in development one is generated into the data folder.",
     )
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts connector secrets at rest: 32 random bytes, base64url. Required in "
+        "production; in development one is generated into the data folder.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Where customers reach this API (survey links)."
     )
@@ -85,6 +91,8 @@ class Settings(BaseSettings):
             problems.append("BRANDLOOP_DATABASE_URL must be set (no embedded database)")
         if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
             problems.append("BRANDLOOP_SECRET_KEY must be set, 32 characters or more")
+        if not _is_key(self.encryption_key):
+            problems.append("BRANDLOOP_ENCRYPTION_KEY must be set: 32 bytes, base64url")
         if self.jwt_jwks_url and not self.jwt_issuer:
             problems.append("BRANDLOOP_JWT_ISSUER must be set with BRANDLOOP_JWT_JWKS_URL")
         if problems:
@@ -95,3 +103,13 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def _is_key(value: SecretStr | None) -> bool:
+    if value is None:
+        return False
+    text = value.get_secret_value()
+    try:
+        return len(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))) == 32
+    except ValueError:
+        return False

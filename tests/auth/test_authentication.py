@@ -278,6 +278,7 @@ async def test_development_tokens_are_refused_in_production(
         database_url=settings.database_url,
         data_dir=settings.data_dir,
         secret_key="a-production-secret-of-32-characters-or-more",
+        encryption_key="q3v2m9c1l0x8b7n6a5s4d3f2g1h0j9k8l7z6x5c4v3b",
     )
     app = create_app(production)
     async with (
@@ -296,6 +297,7 @@ def test_production_refuses_development_defaults(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ValueError, match="BRANDLOOP_DATABASE_URL") as refused:
         Settings(_env_file=None, environment="production")
     assert "BRANDLOOP_SECRET_KEY" in str(refused.value)
+    assert "BRANDLOOP_ENCRYPTION_KEY" in str(refused.value)
     with pytest.raises(ValueError, match="BRANDLOOP_SECRET_KEY"):
         Settings(
             _env_file=None, environment="production", database_url="postgresql://x/y", secret_key="short"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,35 +17,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from brandloop.connectors import Capability, ConnectorError, TimeWindow, discover, secret_fields
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "example_connector"
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The example connector installed with pip into a folder of its own, put on the path."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--target",
-            str(target),
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    sys.path.insert(0, str(target))
-    try:
-        yield target
-    finally:
-        sys.path.remove(str(target))
-        sys.modules.pop("example_connector", None)
 
 
 def test_an_installed_plugin_is_discovered(site: Path) -> None:

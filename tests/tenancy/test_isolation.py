@@ -107,6 +107,7 @@ async def test_another_tenants_api_keys_are_invisible_and_irrevocable(
 TENANT_TABLES = [
     "api_keys",
     "audit_log",
+    "connections",
     "consents",
     "customer_identities",
     "customer_merges",

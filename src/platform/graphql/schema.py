@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 from brandloop.audit.graphql import AuditQueries
 from brandloop.auth.graphql import ApiKeyMutations, ApiKeyQueries
 from brandloop.auth.permissions import Permission
+from brandloop.connections.graphql import ConnectionMutations, ConnectionQueries
 from brandloop.customers.graphql import (
     BlocklistQueries,
     CustomerMutations,
@@ -81,13 +82,22 @@ Query = merge_types(
         OrderQueries,
         LoyaltyQueries,
         NpsQueries,
+        ConnectionQueries,
         ApiKeyQueries,
         AuditQueries,
     ),
 )
 Mutation = merge_types(
     "Mutation",
-    (TenancyMutations, CustomerMutations, OrderMutations, LoyaltyMutations, NpsMutations, ApiKeyMutations),
+    (
+        TenancyMutations,
+        CustomerMutations,
+        OrderMutations,
+        LoyaltyMutations,
+        NpsMutations,
+        ConnectionMutations,
+        ApiKeyMutations,
+    ),
 )
 
 

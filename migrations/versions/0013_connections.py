@@ -1,0 +1,46 @@
+"""Connections to channels, their secrets sealed (see connections/vault.py).
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-11-27
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from brandloop.db.rls import protect_tenant_table
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+TIMESTAMP = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "connections",
+        sa.Column("tenant_id", UUID, sa.ForeignKey("tenants.id"), nullable=False),
+        sa.Column("id", UUID, nullable=False),
+        sa.Column("connector", sa.String(32), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("config", JSONB, nullable=False),
+        sa.Column("secrets", sa.LargeBinary, nullable=False),
+        sa.Column("key_id", sa.String(16), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_connections"),
+        sa.UniqueConstraint("tenant_id", "connector", "name", name="uq_connections_tenant_id_connector_name"),
+        sa.CheckConstraint("status IN ('pending', 'active', 'paused')", name="ck_connections_status"),
+    )
+    for statement in protect_tenant_table("connections", "SELECT, INSERT, UPDATE, DELETE"):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    op.drop_table("connections")

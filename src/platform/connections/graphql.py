@@ -1,0 +1,155 @@
+"""Connections in GraphQL, for tenant admins: the installed connectors, and the tenant's
+connections with their plain settings. Secrets go in and never come out: only which are set."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from brandloop.auth.permissions import Permission
+from brandloop.connections import service
+from brandloop.connections.models import Connection, ConnectionStatus
+from brandloop.connections.vault import vault
+from brandloop.connectors import secret_fields
+from brandloop.errors import InvalidInput, Problem
+from brandloop.graphql.context import Info
+from brandloop.graphql.errors import UserError, user_errors
+from brandloop.graphql.permissions import Needs
+from brandloop.graphql.relay import Connection as Page
+from brandloop.graphql.relay import Node, global_id, paginate, pk_of
+
+ConnectionStatusEnum = strawberry.enum(ConnectionStatus, name="ConnectionStatus")
+
+
+@strawberry.type(name="ConnectorField")
+class FieldType:
+    name: str
+    secret: bool = strawberry.field(description="Stored encrypted and never returned.")
+    required: bool
+
+
+@strawberry.type(name="ConnectorInfo")
+class ConnectorType:
+    key: str
+    display_name: str
+    capabilities: list[str]
+    config_fields: list[FieldType]
+
+
+@strawberry.type(name="ChannelConnection")
+class ConnectionType(Node):
+    connector: str
+    name: str
+    status: ConnectionStatusEnum  # type: ignore[valid-type]
+    config: JSON = strawberry.field(description="The plain settings; secrets are never returned.")
+    secrets_set: list[str] = strawberry.field(description="The secret settings that have a value.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Connection) -> ConnectionType:
+        return cls(
+            id=global_id("ChannelConnection", row.id),
+            connector=row.connector,
+            name=row.name,
+            status=ConnectionStatus(row.status),
+            config=row.config,
+            secrets_set=service.secret_names(row),
+            created_at=row.created_at,
+        )
+
+
+@strawberry.type
+class ConnectionQueries:
+    @strawberry.field(description="The connectors installed.", extensions=[Needs(Permission.SETTINGS_MANAGE)])
+    def connectors(self) -> list[ConnectorType]:
+        return [
+            ConnectorType(
+                key=c.key,
+                display_name=c.display_name,
+                capabilities=sorted(c.capabilities),
+                config_fields=[
+                    FieldType(
+                        name=name, secret=name in secret_fields(c.config_model), required=f.is_required()
+                    )
+                    for name, f in c.config_model.model_fields.items()
+                ],
+            )
+            for c in service.connectors().values()
+        ]
+
+    @strawberry.field(
+        description="The tenant's connections, oldest first.", extensions=[Needs(Permission.SETTINGS_MANAGE)]
+    )
+    async def connections(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Page[ConnectionType]:
+        ctx = info.context
+        return await paginate(
+            first,
+            after,
+            max_page_size=ctx.settings.max_page_size,
+            fetch=lambda limit, cursor: ctx.run(service.connections_page, limit, cursor),
+            count=lambda: ctx.run(service.connections_count),
+            node=ConnectionType.of,
+        )
+
+
+@strawberry.input
+class CreateConnectionInput:
+    connector: str
+    name: str
+    config: JSON = strawberry.field(description="The connector's settings, secrets included.")
+
+
+@strawberry.input
+class UpdateConnectionInput:
+    id: strawberry.ID
+    config: JSON = strawberry.field(description="Settings to change; secrets left out keep their value.")
+
+
+@strawberry.type
+class ConnectionPayload:
+    connection: ConnectionType | None
+    user_errors: list[UserError]
+
+
+def _settings(value: object) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise InvalidInput(Problem("config", "INVALID_CONFIG", "Give the settings as an object."))
+    return value
+
+
+@strawberry.type
+class ConnectionMutations:
+    @strawberry.mutation(extensions=[Needs(Permission.SETTINGS_MANAGE)])
+    async def create_connection(self, info: Info, input: CreateConnectionInput) -> ConnectionPayload:
+        ctx = info.context
+        try:
+            row = await ctx.mutate(
+                service.create_connection,
+                vault(ctx.settings),
+                connector_key=input.connector,
+                name=input.name,
+                config=_settings(input.config),
+                actor=ctx.principal.subject,
+            )
+        except InvalidInput as error:
+            return ConnectionPayload(connection=None, user_errors=user_errors(error))
+        return ConnectionPayload(connection=ConnectionType.of(row), user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.SETTINGS_MANAGE)])
+    async def update_connection(self, info: Info, input: UpdateConnectionInput) -> ConnectionPayload:
+        ctx = info.context
+        try:
+            row = await ctx.mutate(
+                service.update_connection,
+                vault(ctx.settings),
+                pk_of(input.id, "ChannelConnection"),
+                config=_settings(input.config),
+                actor=ctx.principal.subject,
+            )
+        except InvalidInput as error:
+            return ConnectionPayload(connection=None, user_errors=user_errors(error))
+        return ConnectionPayload(connection=ConnectionType.of(row), user_errors=[])

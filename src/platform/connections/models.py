@@ -1,0 +1,39 @@
+"""Connections: a tenant's accounts on a channel (several per connector: several shops)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import LargeBinary, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from brandloop.db.base import Base, created_at_column, uuid7
+
+
+class ConnectionStatus(enum.StrEnum):
+    PENDING = "pending"
+    """Configured; the platform's authorization is still to be granted."""
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class Connection(Base):
+    __tablename__ = "connections"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    connector: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    """The configuration's plain fields; the secret ones are only in `secrets`, encrypted."""
+    secrets: Mapped[bytes] = mapped_column(LargeBinary)
+    """The secret fields as JSON, sealed by vault.py (AES-256-GCM, bound to tenant and connection)."""
+    key_id: Mapped[str] = mapped_column(String(16))
+    """Which encryption key sealed `secrets`."""
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()

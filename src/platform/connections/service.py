@@ -1,0 +1,159 @@
+"""Connections to channels: configured per tenant through the connector's own configuration
+model; its secret fields are sealed in the vault and never leave it except to the connector."""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from brandloop.audit import service as audit
+from brandloop.connections.models import Connection, ConnectionStatus
+from brandloop.connections.vault import Vault
+from brandloop.connectors import Connector, ConnectorConfig, discover, secret_fields
+from brandloop.db.base import keyset_page, uuid7
+from brandloop.db.session import current_tenant
+from brandloop.errors import InvalidInput, Problem
+
+MAX_NAME = 100
+
+
+@functools.cache
+def connectors() -> dict[str, Connector]:
+    """The installed connectors, found once per process."""
+    return discover()
+
+
+def connector(key: str) -> Connector:
+    found = connectors().get(key)
+    if found is None:
+        raise InvalidInput(
+            Problem("connector", "UNKNOWN_CONNECTOR", f"No connector {key!r} is installed; see `connectors`.")
+        )
+    return found
+
+
+def _validated(plugin: Connector, given: Mapping[str, Any]) -> ConnectorConfig:
+    try:
+        return plugin.config_model.model_validate(dict(given))
+    except ValidationError as error:
+        raise InvalidInput(
+            *(
+                Problem(".".join(["config", *(str(p) for p in e["loc"])]), "INVALID_CONFIG", e["msg"])
+                for e in error.errors()
+            )
+        ) from None
+
+
+def _split(plugin: Connector, config: ConnectorConfig) -> tuple[dict[str, Any], dict[str, str]]:
+    """The plain fields (as JSON) and the secret ones (as text)."""
+    hidden = set(secret_fields(plugin.config_model))
+    plain = config.model_dump(mode="json", exclude=hidden)
+    secret = {
+        name: value.get_secret_value()
+        for name in hidden
+        if isinstance(value := getattr(config, name), SecretStr)
+    }
+    return plain, secret
+
+
+async def create_connection(
+    session: AsyncSession,
+    vault: Vault,
+    *,
+    connector_key: str,
+    name: str,
+    config: Mapping[str, Any],
+    actor: str,
+) -> Connection:
+    plugin = connector(connector_key)
+    if not 0 < len(name.strip()) <= MAX_NAME:
+        raise InvalidInput(Problem("name", "INVALID_NAME", f"Give a name of 1 to {MAX_NAME} characters."))
+    plain, secret = _split(plugin, _validated(plugin, config))
+    tenant_id, connection_id = current_tenant(session), uuid7()
+    connection = Connection(
+        tenant_id=tenant_id,
+        id=connection_id,
+        connector=plugin.key,
+        name=name.strip(),
+        config=plain,
+        secrets=vault.seal(json.dumps(secret).encode(), tenant_id, connection_id),
+        key_id=vault.key_id,
+        status=ConnectionStatus.PENDING.value,
+    )
+    session.add(connection)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise InvalidInput(
+            Problem("name", "NAME_TAKEN", "Another connection of this connector has this name.")
+        ) from None
+    await audit.record(
+        session, actor=actor, action="connection.create", target_type="Connection", target_id=connection_id,
+        after={"connector": plugin.key, "name": connection.name, "config": plain, "secrets": sorted(secret)},
+    )  # fmt: skip
+    return connection
+
+
+async def update_connection(
+    session: AsyncSession, vault: Vault, connection_id: uuid.UUID, *, config: Mapping[str, Any], actor: str
+) -> Connection:
+    """Change the configuration; secret fields left out keep their value."""
+    connection = await get_connection(session, connection_id, lock=True)
+    plugin = connector(connection.connector)
+    kept = opened(vault, connection)
+    merged = {**connection.config, **kept, **config}
+    plain, secret = _split(plugin, _validated(plugin, merged))
+    connection.config = plain
+    connection.secrets = vault.seal(json.dumps(secret).encode(), connection.tenant_id, connection.id)
+    connection.key_id = vault.key_id
+    connection.updated_at = datetime.now(UTC)
+    await session.flush()
+    await audit.record(
+        session, actor=actor, action="connection.update", target_type="Connection", target_id=connection.id,
+        after={"config": plain, "secrets_changed": sorted(k for k in config if k in secret)},
+    )  # fmt: skip
+    return connection
+
+
+def opened(vault: Vault, connection: Connection) -> dict[str, str]:
+    """The secret fields, for the connector's use only."""
+    return dict(json.loads(vault.open(connection.secrets, connection.tenant_id, connection.id)))
+
+
+def configuration(vault: Vault, connection: Connection) -> ConnectorConfig:
+    """The whole configuration, as the connector takes it."""
+    plugin = connector(connection.connector)
+    return plugin.config_model.model_validate({**connection.config, **opened(vault, connection)})
+
+
+def secret_names(connection: Connection) -> list[str]:
+    return sorted(secret_fields(connector(connection.connector).config_model))
+
+
+async def get_connection(
+    session: AsyncSession, connection_id: uuid.UUID, *, lock: bool = False
+) -> Connection:
+    found = await session.get(Connection, (current_tenant(session), connection_id), with_for_update=lock)
+    if found is None:
+        raise InvalidInput(Problem("id", "NOT_FOUND", "No connection of yours has this id."))
+    return found
+
+
+async def connections_page(
+    session: AsyncSession, first: int, after: uuid.UUID | None
+) -> Sequence[Connection]:
+    return list(await session.scalars(keyset_page(select(Connection), Connection, first, after)))
+
+
+async def connections_count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Connection)) or 0)

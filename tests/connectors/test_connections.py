@@ -1,0 +1,111 @@
+"""Connections through the API: configured by the connector's own model, secrets sealed and never returned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from brandloop.auth.permissions import Role
+from brandloop.connections import service
+from brandloop.connections.models import Connection
+from brandloop.connections.vault import VaultError, vault
+from brandloop.db.session import platform_transaction, tenant_transaction
+from brandloop.graphql.relay import pk_of
+from brandloop.settings import Settings
+from support import GraphQLClient, Tenant
+
+CREATE = """mutation($input: CreateConnectionInput!) { createConnection(input: $input) {
+  connection { id connector name status config secretsSet } userErrors { field code } } }"""
+UPDATE = """mutation($input: UpdateConnectionInput!) { updateConnection(input: $input) {
+  connection { config secretsSet } userErrors { field code } } }"""
+
+
+async def create(gql: GraphQLClient, tenant: Tenant, **given: object) -> dict[str, object]:
+    data = await gql.data(
+        tenant.key,
+        CREATE,
+        {
+            "input": {
+                "connector": "example",
+                "name": "Flagship store",
+                "config": {"app_key": "k1", "app_secret": "s3cret-value"},
+                **given,
+            }
+        },
+    )
+    return dict(data["createConnection"])
+
+
+async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClient, tenant: Tenant) -> None:
+    data = await gql.data(
+        tenant.key, "{ connectors { key displayName capabilities configFields { name secret required } } }"
+    )
+    assert data["connectors"] == [
+        {
+            "key": "example",
+            "displayName": "Example Market",
+            "capabilities": ["orders", "webhooks"],
+            "configFields": [
+                {"name": "base_url", "secret": False, "required": False},
+                {"name": "app_key", "secret": False, "required": True},
+                {"name": "app_secret", "secret": True, "required": True},
+            ],
+        }
+    ]
+    body = await gql(tenant.keys[Role.MARKETER], "{ connectors { key } }")
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_secrets_go_in_sealed_and_never_come_out(
+    site: Path, engine: AsyncEngine, settings: Settings, gql: GraphQLClient, tenant: Tenant
+) -> None:
+    created = await create(gql, tenant)
+    assert created["userErrors"] == []
+    connection = created["connection"]
+    assert isinstance(connection, dict)
+    assert connection["config"] == {"base_url": "https://api.example-market.test", "app_key": "k1"}
+    assert connection["secretsSet"] == ["app_secret"] and connection["status"] == "PENDING"
+    listed = await gql.data(tenant.key, "{ connections { edges { node { config secretsSet } } } }")
+    assert "s3cret-value" not in str(listed)
+    pk = pk_of(str(connection["id"]), "ChannelConnection")
+    async with platform_transaction(engine) as session:  # the owner reads the raw row
+        row = (
+            await session.execute(
+                text("SELECT config::text, secrets FROM connections WHERE id = :id"), {"id": pk}
+            )
+        ).one()
+    assert b"s3cret-value" not in row.secrets and "s3cret-value" not in row.config
+    async with tenant_transaction(engine, tenant.id) as session:
+        stored = await session.get(Connection, (tenant.id, pk))
+        assert stored is not None
+        config = service.configuration(vault(settings), stored)
+        assert config.app_secret.get_secret_value() == "s3cret-value"  # type: ignore[attr-defined]
+        # Sealed for this row: the same ciphertext under another row's id does not open.
+        with pytest.raises(VaultError):
+            vault(settings).open(stored.secrets, tenant.id, stored.tenant_id)
+    kept = await gql.data(
+        tenant.key, UPDATE, {"input": {"id": connection["id"], "config": {"app_key": "k2"}}}
+    )
+    assert kept["updateConnection"]["connection"]["config"]["app_key"] == "k2"
+    async with tenant_transaction(engine, tenant.id) as session:
+        stored = await session.get(Connection, (tenant.id, pk))
+        assert stored is not None
+        assert service.opened(vault(settings), stored) == {"app_secret": "s3cret-value"}
+
+
+async def test_bad_settings_are_refused(
+    site: Path, gql: GraphQLClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    missing = await create(gql, tenant, config={"app_secret": "x"})
+    assert missing["userErrors"] == [{"field": "config.app_key", "code": "INVALID_CONFIG"}]
+    extra = await create(gql, tenant, config={"app_key": "k", "app_secret": "x", "surprise": 1})
+    assert extra["userErrors"] == [{"field": "config.surprise", "code": "INVALID_CONFIG"}]
+    unknown = await create(gql, tenant, connector="nope")
+    assert unknown["userErrors"] == [{"field": "connector", "code": "UNKNOWN_CONNECTOR"}]
+    assert (await create(gql, tenant))["userErrors"] == []
+    assert (await create(gql, tenant))["userErrors"] == [{"field": "name", "code": "NAME_TAKEN"}]
+    theirs = await gql.data(other_tenant.key, "{ connections { totalCount } }")
+    assert theirs["connections"]["totalCount"] == 0
