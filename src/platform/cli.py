@@ -22,7 +22,7 @@ import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop import demo
 from brandloop.app import create_app
@@ -37,9 +37,6 @@ from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.errors import InvalidInput
 from brandloop.graphql.schema import sdl
 from brandloop.jobs import worker as jobs
-from brandloop.loyalty import ledger, tiers
-from brandloop.nps import links as survey_links
-from brandloop.nps import service as nps
 from brandloop.observability import configure_logging
 from brandloop.orders import importer
 from brandloop.settings import Settings, get_settings
@@ -359,8 +356,10 @@ def segments_recompute(tenant: Annotated[str, typer.Option(help="The tenant's sl
 TenantOption = Annotated[str | None, typer.Option(help="One tenant's slug; every active tenant by default.")]
 
 
-def _each_tenant(slug: str | None, job: Callable[[AsyncSession], Awaitable[int]]) -> dict[str, int]:
-    """Run a job in each tenant's own transaction, batch after batch until it has nothing left."""
+def _each_tenant(slug: str | None, name: str) -> dict[str, int]:
+    """Run one of the worker's jobs now, in each tenant's own transaction (as the worker would)."""
+    job = next(j for j in jobs.JOBS if j.name == name)
+    settings = get_settings()
 
     async def work(engine: AsyncEngine) -> dict[str, int]:
         if slug is not None:
@@ -368,45 +367,27 @@ def _each_tenant(slug: str | None, job: Callable[[AsyncSession], Awaitable[int]]
         else:
             async with platform_transaction(engine) as session:
                 tenants = [t for t in await tenancy.list_tenants(session) if t.status == "active"]
-        done = {}
-        for tenant in tenants:
-            done[tenant.slug] = 0
-            while True:
-                async with tenant_transaction(engine, tenant.id) as session:
-                    count = await job(session)
-                done[tenant.slug] += count
-                if count < JOB_BATCH:
-                    break
-        return done
+        return {t.slug: await jobs.run_tenant_job(engine, settings, job, t.id) for t in tenants}
 
     return _with_engine(work)
-
-
-JOB_BATCH = 5000
 
 
 @loyalty_app.command("expire")
 def loyalty_expire(tenant: TenantOption = None) -> None:
     """Expire what is left of every points lot past its expiry."""
-    done = _each_tenant(tenant, lambda session: ledger.expire_points(session, limit=JOB_BATCH))
+    done = _each_tenant(tenant, "loyalty.expire")
     console.print(f"Expired {sum(done.values())} lots in {len(done)} tenants.")
 
 
 @loyalty_app.command("review-tiers")
 def loyalty_review_tiers(tenant: TenantOption = None) -> None:
     """Review the tiers whose review date has passed: each falls one step if it no longer qualifies."""
-    done = _each_tenant(tenant, lambda session: tiers.review(session, limit=JOB_BATCH))
+    done = _each_tenant(tenant, "loyalty.review_tiers")
     console.print(f"Reviewed the tiers of {sum(done.values())} accounts in {len(done)} tenants.")
 
 
 @nps_app.command("invite-after-orders")
 def nps_invite_after_orders(tenant: TenantOption = None) -> None:
     """Invite the customers whose orders reached an AFTER_ORDER survey's status its delay ago."""
-    settings = get_settings()
-    done = _each_tenant(
-        tenant,
-        lambda session: nps.invite_after_orders(
-            session, lambda invitation: survey_links.link(settings, invitation), limit=JOB_BATCH
-        ),
-    )
+    done = _each_tenant(tenant, "nps.invite_after_orders")
     console.print(f"Made {sum(done.values())} invitations (sent or skipped) in {len(done)} tenants.")
