@@ -43,9 +43,9 @@ from brandloop.graphql.planner import CompiledPlan, PlanCache, PlannedData, fetc
 from brandloop.graphql.schema import create_schema
 from brandloop.jobs.worker import run as run_jobs
 from brandloop.nps import http as survey_http
-from brandloop.nps import links
 from brandloop.observability import HTTP_REQUESTS, HTTP_SECONDS, observe_operation
 from brandloop.settings import Settings, get_settings
+from brandloop.signing import signing_key
 
 log = structlog.get_logger("brandloop.app")
 
@@ -65,8 +65,8 @@ class Runtime:
     plans: PlanCache
     persisted: LRUCache[str, str]
     """Persisted queries by SHA-256: each process learns them on its own, as the protocol allows."""
-    link_key: OctKey
-    """Signs and checks survey links."""
+    signing_key: OctKey
+    """Signs and checks the tokens the platform hands out (survey links, authorization states)."""
 
     def cached_plan(self, payload: dict[str, Any], principal: Principal) -> CompiledPlan | None:
         """The compiled plan of an identical earlier request, if the caller may run it."""
@@ -300,7 +300,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Sta
             JwtVerifier(settings),
             plans,
             persisted=LRUCache(maxsize=PERSISTED_QUERIES),
-            link_key=links.signing_key(settings),
+            signing_key=signing_key(settings),
         )
         stop = asyncio.Event()
         jobs = (

@@ -45,7 +45,7 @@ async def survey(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     engine: AsyncEngine = runtime.engine
     try:
-        claims = links.read(runtime.link_key, request.path_params["token"])
+        claims = links.read(runtime.signing_key, request.path_params["token"])
     except links.BadLink:
         return _error(401, "INVALID_LINK", "This survey link is not valid.")
     if claims.expires_at <= datetime.now(UTC):
