@@ -33,6 +33,8 @@ from strawberry.types import ExecutionResult
 from brandloop.auth.jwt import JwtVerifier
 from brandloop.auth.permissions import Principal
 from brandloop.auth.service import authenticate
+from brandloop.connections import http as connections_http
+from brandloop.connections.service import CALLBACK_PATH
 from brandloop.db import migrate
 from brandloop.db.engine import create_engine, resolve_url
 from brandloop.db.session import new_session
@@ -51,7 +53,7 @@ log = structlog.get_logger("brandloop.app")
 
 PERSISTED_QUERIES = 10_000
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics"}
+ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", CALLBACK_PATH}
 
 
 @dataclass
@@ -321,6 +323,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Sta
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/surveys/{token}", survey_http.survey, methods=["GET", "POST"]),
+            Route(CALLBACK_PATH, connections_http.callback),
         ],
         middleware=[
             Middleware(RequestLog),

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from brandloop.auth.permissions import Role
 from brandloop.connections import service
@@ -21,6 +30,12 @@ CREATE = """mutation($input: CreateConnectionInput!) { createConnection(input: $
   connection { id connector name status config secretsSet } userErrors { field code } } }"""
 UPDATE = """mutation($input: UpdateConnectionInput!) { updateConnection(input: $input) {
   connection { config secretsSet } userErrors { field code } } }"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def create(gql: GraphQLClient, tenant: Tenant, **given: object) -> dict[str, object]:
@@ -109,3 +124,78 @@ async def test_bad_settings_are_refused(
     assert (await create(gql, tenant))["userErrors"] == [{"field": "name", "code": "NAME_TAKEN"}]
     theirs = await gql.data(other_tenant.key, "{ connections { totalCount } }")
     assert theirs["connections"]["totalCount"] == 0
+
+
+@pytest.fixture
+async def market() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
+    """The example platform's token endpoint, served on loopback; yields its URL and the requests."""
+    seen: list[dict[str, object]] = []
+
+    async def token(request: Request) -> JSONResponse:
+        body = await request.json()
+        seen.append(body)
+        if body.get("code") != "c0de" or body.get("app_secret") != "s3cret-value":
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return JSONResponse(
+            {"access_token": "at-123", "refresh_token": "rt-456", "expires_at": "2026-12-01T00:00:00+00:00"}
+        )
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            Starlette(routes=[Route("/token", token, methods=["POST"])]), port=port, log_level="warning"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn.Server offers a flag, not an event)
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_a_connection_is_authorized_through_the_platforms_consent(
+    site: Path,
+    engine: AsyncEngine,
+    gql: GraphQLClient,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    market: tuple[str, list[dict[str, object]]],
+) -> None:
+    base_url, seen = market
+    created = await create(
+        gql, tenant, config={"base_url": base_url, "app_key": "k1", "app_secret": "s3cret-value"}
+    )
+    connection = created["connection"]
+    assert isinstance(connection, dict)
+    data = await gql.data(
+        tenant.key,
+        "mutation($id: ID!) { authorizeConnection(input: {id: $id}) { url userErrors { code } } }",
+        {"id": connection["id"]},
+    )
+    url = httpx.URL(data["authorizeConnection"]["url"])
+    assert str(url).startswith(f"{base_url}/authorize?") and url.params["redirect_uri"].endswith(
+        "/connectors/callback"
+    )
+    state = url.params["state"]
+    # The platform sends the admin back with a code and the state.
+    forged = await client.get("/connectors/callback", params={"state": state[:-2] + "xx", "code": "c0de"})
+    assert forged.status_code == 400 and forged.json()["error"]["code"] == "INVALID_STATE"
+    refused = await client.get("/connectors/callback", params={"state": state, "code": "wrong"})
+    assert refused.status_code == 502
+    done = await client.get("/connectors/callback", params={"state": state, "code": "c0de", "shop_id": "42"})
+    assert done.status_code == 200 and done.json() == {
+        "connected": True,
+        "connection": "Flagship store",
+        "connector": "example",
+    }
+    assert seen[-1] == {"app_key": "k1", "app_secret": "s3cret-value", "code": "c0de"}
+    listed = await gql.data(tenant.key, "{ connections { edges { node { status authorizedAt } } } }")
+    node = listed["connections"]["edges"][0]["node"]
+    assert node["status"] == "ACTIVE" and node["authorizedAt"] is not None
+    pk = pk_of(str(connection["id"]), "ChannelConnection")
+    async with platform_transaction(engine) as session:
+        sealed = await session.scalar(text("SELECT grant_sealed FROM connections WHERE id = :id"), {"id": pk})
+    assert sealed is not None and b"at-123" not in sealed and b"rt-456" not in sealed

@@ -45,6 +45,7 @@ class ConnectionType(Node):
     status: ConnectionStatusEnum  # type: ignore[valid-type]
     config: JSON = strawberry.field(description="The plain settings; secrets are never returned.")
     secrets_set: list[str] = strawberry.field(description="The secret settings that have a value.")
+    authorized_at: datetime | None = strawberry.field(description="When the platform last granted access.")
     created_at: datetime
 
     @classmethod
@@ -56,6 +57,7 @@ class ConnectionType(Node):
             status=ConnectionStatus(row.status),
             config=row.config,
             secrets_set=service.secret_names(row),
+            authorized_at=row.authorized_at,
             created_at=row.created_at,
         )
 
@@ -121,8 +123,37 @@ def _settings(value: object) -> dict[str, object]:
     return value
 
 
+@strawberry.input
+class AuthorizeConnectionInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class AuthorizeConnectionPayload:
+    url: str | None = strawberry.field(
+        description="Open it as the shop's owner; the platform sends you back to /connectors/callback."
+    )
+    user_errors: list[UserError]
+
+
 @strawberry.type
 class ConnectionMutations:
+    @strawberry.mutation(
+        description="The platform's consent page for a connection (valid 15 minutes).",
+        extensions=[Needs(Permission.SETTINGS_MANAGE)],
+    )
+    async def authorize_connection(
+        self, info: Info, input: AuthorizeConnectionInput
+    ) -> AuthorizeConnectionPayload:
+        ctx = info.context
+        try:
+            url = await ctx.run(
+                service.authorize_url, vault(ctx.settings), ctx.settings, pk_of(input.id, "ChannelConnection")
+            )
+        except InvalidInput as error:
+            return AuthorizeConnectionPayload(url=None, user_errors=user_errors(error))
+        return AuthorizeConnectionPayload(url=url, user_errors=[])
+
     @strawberry.mutation(extensions=[Needs(Permission.SETTINGS_MANAGE)])
     async def create_connection(self, info: Info, input: CreateConnectionInput) -> ConnectionPayload:
         ctx = info.context

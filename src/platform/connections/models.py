@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, String
+from sqlalchemy import DateTime, LargeBinary, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,6 +34,10 @@ class Connection(Base):
     """The secret fields as JSON, sealed by vault.py (AES-256-GCM, bound to tenant and connection)."""
     key_id: Mapped[str] = mapped_column(String(16))
     """Which encryption key sealed `secrets`."""
+    grant_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The platform's grant (tokens), sealed like the secrets."""
+    grant_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    authorized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()

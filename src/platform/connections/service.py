@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +24,8 @@ from brandloop.connectors import Connector, ConnectorConfig, discover, secret_fi
 from brandloop.db.base import keyset_page, uuid7
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
+from brandloop.settings import Settings
+from brandloop.signing import BadToken, sign, signing_key, verify
 
 MAX_NAME = 100
 
@@ -157,3 +161,80 @@ async def connections_page(
 
 async def connections_count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Connection)) or 0)
+
+
+# -- authorization ---------------------------------------------------------------------------------
+
+STATE_MINUTES = 15
+CALLBACK_PATH = "/connectors/callback"
+
+
+def callback_url(settings: Settings) -> str:
+    """Where platforms send the admin back (register it with each platform's app)."""
+    return f"{settings.public_url.rstrip('/')}{CALLBACK_PATH}"
+
+
+async def authorize_url(
+    session: AsyncSession, vault: Vault, settings: Settings, connection_id: uuid.UUID
+) -> str:
+    """The platform's consent page for this connection; its `state` names the tenant and the
+    connection, signed and valid for STATE_MINUTES."""
+    connection = await get_connection(session, connection_id)
+    state = sign(
+        signing_key(settings),
+        {
+            "t": str(connection.tenant_id),
+            "c": str(connection.id),
+            "exp": int((datetime.now(UTC) + timedelta(minutes=STATE_MINUTES)).timestamp()),
+            "n": secrets.token_urlsafe(8),
+        },
+    )
+    plugin = connector(connection.connector)
+    return plugin.authorize_url(
+        configuration(vault, connection), redirect_uri=callback_url(settings), state=state
+    )
+
+
+def read_state(settings: Settings, state: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """The tenant and connection a genuine, unexpired state names; BadToken otherwise."""
+    claims = verify(signing_key(settings), state)
+    try:
+        if int(claims["exp"]) <= datetime.now(UTC).timestamp():
+            raise BadToken("expired")
+        return uuid.UUID(claims["t"]), uuid.UUID(claims["c"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise BadToken(str(error)) from error
+
+
+async def complete_authorization(
+    session: AsyncSession,
+    vault: Vault,
+    client: httpx.AsyncClient,
+    connection_id: uuid.UUID,
+    *,
+    code: str,
+    params: Mapping[str, str],
+) -> Connection:
+    """Exchange the platform's code for a grant, seal it, and make the connection active."""
+    connection = await get_connection(session, connection_id, lock=True)
+    plugin = connector(connection.connector)
+    grant = await plugin.exchange_code(client, configuration(vault, connection), code=code, params=params)
+    sealed = {
+        "access_token": grant.access_token.get_secret_value(),
+        "refresh_token": grant.refresh_token.get_secret_value() if grant.refresh_token else None,
+        "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+        "refresh_expires_at": grant.refresh_expires_at.isoformat() if grant.refresh_expires_at else None,
+        "extra": dict(grant.extra),
+    }
+    now = datetime.now(UTC)
+    connection.grant_sealed = vault.seal(json.dumps(sealed).encode(), connection.tenant_id, connection.id)
+    connection.grant_expires_at = grant.expires_at
+    connection.authorized_at = now
+    connection.status = ConnectionStatus.ACTIVE.value
+    connection.updated_at = now
+    await session.flush()
+    await audit.record(
+        session, actor=f"connector:{plugin.key}", action="connection.authorize", target_type="Connection",
+        target_id=connection.id,
+    )  # fmt: skip
+    return connection

@@ -1,0 +1,51 @@
+"""Where a platform sends the tenant's admin back after consent: GET /connectors/callback.
+
+The signed `state` is the credential (it names the tenant and the connection); the code is
+exchanged for a grant right away, and the grant is sealed in the vault."""
+
+from __future__ import annotations
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from brandloop.connections import service
+from brandloop.connections.vault import vault
+from brandloop.db.session import tenant_transaction
+from brandloop.errors import InvalidInput
+from brandloop.signing import BadToken
+
+PLATFORM_TIMEOUT = httpx.Timeout(15.0)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def callback(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    params = dict(request.query_params)
+    state, code = params.pop("state", None), params.pop("code", None)
+    if not state or not code:
+        return _error(
+            400, "INVALID_CALLBACK", "The platform sent no code or no state: start the connection again."
+        )
+    try:
+        tenant_id, connection_id = service.read_state(runtime.settings, state)
+    except BadToken:
+        return _error(400, "INVALID_STATE", "This authorization is not valid or has expired: start it again.")
+    try:
+        async with (
+            tenant_transaction(runtime.engine, tenant_id) as session,
+            httpx.AsyncClient(timeout=PLATFORM_TIMEOUT) as client,
+        ):
+            connection = await service.complete_authorization(
+                session, vault(runtime.settings), client, connection_id, code=code, params=params
+            )
+    except InvalidInput:
+        return _error(404, "NOT_FOUND", "The connection no longer exists.")
+    except httpx.HTTPError as error:
+        return _error(
+            502, "PLATFORM_ERROR", f"The platform refused the code ({type(error).__name__}): try again."
+        )
+    return JSONResponse({"connected": True, "connection": connection.name, "connector": connection.connector})
