@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -140,12 +141,18 @@ async def market() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
             {"access_token": "at-123", "refresh_token": "rt-456", "expires_at": "2026-12-01T00:00:00+00:00"}
         )
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=[Route("/token", token, methods=["POST"])]), port=port, log_level="warning"
+    async def refresh(request: Request) -> JSONResponse:
+        body = await request.json()
+        seen.append(body)
+        if body != {"app_key": "k1", "refresh_token": "rt-456"}:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return JSONResponse(
+            {"access_token": "at-789", "refresh_token": "rt-000", "expires_at": "2027-01-01T00:00:00+00:00"}
         )
-    )
+
+    port = free_port()
+    routes = [Route("/token", token, methods=["POST"]), Route("/token/refresh", refresh, methods=["POST"])]
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn.Server offers a flag, not an event)
         await asyncio.sleep(0.01)
@@ -162,6 +169,7 @@ async def test_a_connection_is_authorized_through_the_platforms_consent(
     gql: GraphQLClient,
     client: httpx.AsyncClient,
     tenant: Tenant,
+    settings: Settings,
     market: tuple[str, list[dict[str, object]]],
 ) -> None:
     base_url, seen = market
@@ -199,3 +207,14 @@ async def test_a_connection_is_authorized_through_the_platforms_consent(
     async with platform_transaction(engine) as session:
         sealed = await session.scalar(text("SELECT grant_sealed FROM connections WHERE id = :id"), {"id": pk})
     assert sealed is not None and b"at-123" not in sealed and b"rt-456" not in sealed
+    # A grant about to expire is refreshed (the job connections.refresh_grants), once.
+    almost = datetime(2026, 12, 1, tzinfo=UTC) - timedelta(minutes=30)
+    async with tenant_transaction(engine, tenant.id) as session, httpx.AsyncClient() as platform:
+        assert await service.refresh_grants(session, vault(settings), platform, now=almost) == 1
+    async with tenant_transaction(engine, tenant.id) as session, httpx.AsyncClient() as platform:
+        assert await service.refresh_grants(session, vault(settings), platform, now=almost) == 0
+        stored = await session.get(Connection, (tenant.id, pk))
+        assert stored is not None
+        grant = service.grant_of(vault(settings), stored)
+        assert grant.access_token.get_secret_value() == "at-789"
+        assert grant.expires_at == datetime(2027, 1, 1, tzinfo=UTC)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import structlog
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from brandloop.audit import service as audit
 from brandloop.connections.models import Connection, ConnectionStatus
 from brandloop.connections.vault import Vault
-from brandloop.connectors import Connector, ConnectorConfig, discover, secret_fields
+from brandloop.connectors import Connector, ConnectorConfig, Grant, discover, secret_fields
 from brandloop.db.base import keyset_page, uuid7
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
@@ -28,6 +29,7 @@ from brandloop.settings import Settings
 from brandloop.signing import BadToken, sign, signing_key, verify
 
 MAX_NAME = 100
+log = structlog.get_logger("brandloop.connections")
 
 
 @functools.cache
@@ -219,6 +221,35 @@ async def complete_authorization(
     connection = await get_connection(session, connection_id, lock=True)
     plugin = connector(connection.connector)
     grant = await plugin.exchange_code(client, configuration(vault, connection), code=code, params=params)
+    _seal_grant(vault, connection, grant)
+    connection.authorized_at = datetime.now(UTC)
+    connection.status = ConnectionStatus.ACTIVE.value
+    await session.flush()
+    await audit.record(
+        session, actor=f"connector:{plugin.key}", action="connection.authorize", target_type="Connection",
+        target_id=connection.id,
+    )  # fmt: skip
+    return connection
+
+
+REFRESH_AHEAD = timedelta(hours=1)
+
+
+def grant_of(vault: Vault, connection: Connection) -> Grant:
+    """The connection's grant, for the connector's use only."""
+    assert connection.grant_sealed is not None
+    sealed = json.loads(vault.open(connection.grant_sealed, connection.tenant_id, connection.id))
+    when = lambda value: datetime.fromisoformat(value) if value else None  # noqa: E731
+    return Grant(
+        access_token=SecretStr(sealed["access_token"]),
+        refresh_token=SecretStr(sealed["refresh_token"]) if sealed["refresh_token"] else None,
+        expires_at=when(sealed["expires_at"]),
+        refresh_expires_at=when(sealed["refresh_expires_at"]),
+        extra=sealed["extra"],
+    )
+
+
+def _seal_grant(vault: Vault, connection: Connection, grant: Grant) -> None:
     sealed = {
         "access_token": grant.access_token.get_secret_value(),
         "refresh_token": grant.refresh_token.get_secret_value() if grant.refresh_token else None,
@@ -226,15 +257,41 @@ async def complete_authorization(
         "refresh_expires_at": grant.refresh_expires_at.isoformat() if grant.refresh_expires_at else None,
         "extra": dict(grant.extra),
     }
-    now = datetime.now(UTC)
     connection.grant_sealed = vault.seal(json.dumps(sealed).encode(), connection.tenant_id, connection.id)
     connection.grant_expires_at = grant.expires_at
-    connection.authorized_at = now
-    connection.status = ConnectionStatus.ACTIVE.value
-    connection.updated_at = now
+    connection.updated_at = datetime.now(UTC)
+
+
+async def refresh_grants(
+    session: AsyncSession,
+    vault: Vault,
+    client: httpx.AsyncClient,
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+) -> int:
+    """Refresh the grants of active connections that expire within REFRESH_AHEAD (the job
+    `connections.refresh_grants`); each connection is locked, so two workers refresh it once.
+    A refresh the platform refuses is logged and retried at the next run. Returns how many."""
+    due = (now or datetime.now(UTC)) + REFRESH_AHEAD
+    rows = await session.scalars(
+        select(Connection)
+        .where(Connection.status == ConnectionStatus.ACTIVE, Connection.grant_expires_at < due)
+        .order_by(Connection.grant_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    refreshed = 0
+    for connection in rows:
+        plugin = connector(connection.connector)
+        try:
+            grant = await plugin.refresh(
+                client, configuration(vault, connection), grant_of(vault, connection)
+            )
+        except httpx.HTTPError as error:
+            log.warning("grant refresh failed", connection=str(connection.id), error=type(error).__name__)
+            continue
+        _seal_grant(vault, connection, grant)
+        refreshed += 1
     await session.flush()
-    await audit.record(
-        session, actor=f"connector:{plugin.key}", action="connection.authorize", target_type="Connection",
-        target_id=connection.id,
-    )  # fmt: skip
-    return connection
+    return refreshed

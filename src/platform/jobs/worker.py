@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
+import httpx
 import structlog
 from pgqueuer import PgQueuer
 from pgqueuer.models import Job, Schedule
@@ -23,6 +24,9 @@ from pgqueuer.queries import Queries
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from brandloop.connections import service as connections
+from brandloop.connections.http import PLATFORM_TIMEOUT
+from brandloop.connections.vault import vault
 from brandloop.customers import segments
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.loyalty import ledger, tiers
@@ -55,7 +59,13 @@ JOBS = [
         lambda settings, s: nps.invite_after_orders(s, lambda i: links.link(settings, i), limit=BATCH),
     ),
     TenantJob("segments.recompute", "0 2 * * *", lambda _, s: _whole(segments.recompute(s))),
+    TenantJob("connections.refresh_grants", "*/10 * * * *", lambda settings, s: _refresh_grants(settings, s)),
 ]
+
+
+async def _refresh_grants(settings: Settings, session: AsyncSession) -> int:
+    async with httpx.AsyncClient(timeout=PLATFORM_TIMEOUT) as client:
+        return await connections.refresh_grants(session, vault(settings), client, limit=BATCH)
 
 
 async def _whole(done: Awaitable[int]) -> int:
