@@ -43,7 +43,35 @@ def upgrade() -> None:
     )
     for statement in protect_tenant_table("connections", "SELECT, INSERT, UPDATE, DELETE"):
         op.execute(statement)
+    # A webhook names its connection before the tenant is known: it may read that one row.
+    op.execute(
+        "CREATE POLICY connection_of_webhook ON connections FOR SELECT "
+        "USING (id = (SELECT nullif(current_setting('app.webhook_connection', true), '')::uuid))"
+    )
+    op.create_table(
+        "webhook_events",
+        sa.Column("tenant_id", UUID, nullable=False),
+        sa.Column("id", UUID, nullable=False),
+        sa.Column("connection_id", UUID, nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(100), nullable=False),
+        sa.Column("payload", JSONB, nullable=False),
+        sa.Column("received_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.Column("processed_at", TIMESTAMP),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_webhook_events"),
+        # A platform delivering the same event again stores nothing new.
+        sa.UniqueConstraint("tenant_id", "connection_id", "key", name="uq_webhook_events_connection_id_key"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "connection_id"],
+            ["connections.tenant_id", "connections.id"],
+            name="fk_webhook_events_connection_id_connections",
+            ondelete="CASCADE",
+        ),
+    )
+    for statement in protect_tenant_table("webhook_events", "SELECT, INSERT, UPDATE"):
+        op.execute(statement)
 
 
 def downgrade() -> None:
+    op.drop_table("webhook_events")
     op.drop_table("connections")

@@ -273,9 +273,7 @@ class RequestLog:
         finally:
             elapsed = time.perf_counter() - started
             path = scope["path"]
-            route = (
-                path if path in ROUTES else "/surveys/{token}" if path.startswith("/surveys/") else "other"
-            )
+            route = path if path in ROUTES else _pattern(path)
             HTTP_REQUESTS.labels(route, str(status)).inc()
             HTTP_SECONDS.labels(route).observe(elapsed)
             log.info(
@@ -285,6 +283,17 @@ class RequestLog:
                 status=status,
                 duration_ms=round(elapsed * 1000, 1),
             )
+
+
+def _pattern(path: str) -> str:
+    """The route of a path with parameters, as a metrics label (never the parameters)."""
+    for prefix, label in (
+        ("/surveys/", "/surveys/{token}"),
+        ("/webhooks/", "/webhooks/{connector}/{connection}"),
+    ):
+        if path.startswith(prefix):
+            return label
+    return "other"
 
 
 def create_app(settings: Settings | None = None, *, worker: bool = False) -> Starlette:
@@ -324,6 +333,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Sta
             Route("/metrics", metrics),
             Route("/surveys/{token}", survey_http.survey, methods=["GET", "POST"]),
             Route(CALLBACK_PATH, connections_http.callback),
+            Route("/webhooks/{connector}/{connection}", connections_http.webhook, methods=["POST"]),
         ],
         middleware=[
             Middleware(RequestLog),

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from connections_support import create
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -27,8 +28,6 @@ from brandloop.graphql.relay import pk_of
 from brandloop.settings import Settings
 from support import GraphQLClient, Tenant
 
-CREATE = """mutation($input: CreateConnectionInput!) { createConnection(input: $input) {
-  connection { id connector name status config secretsSet } userErrors { field code } } }"""
 UPDATE = """mutation($input: UpdateConnectionInput!) { updateConnection(input: $input) {
   connection { config secretsSet } userErrors { field code } } }"""
 
@@ -37,22 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def create(gql: GraphQLClient, tenant: Tenant, **given: object) -> dict[str, object]:
-    data = await gql.data(
-        tenant.key,
-        CREATE,
-        {
-            "input": {
-                "connector": "example",
-                "name": "Flagship store",
-                "config": {"app_key": "k1", "app_secret": "s3cret-value"},
-                **given,
-            }
-        },
-    )
-    return dict(data["createConnection"])
 
 
 async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClient, tenant: Tenant) -> None:

@@ -134,6 +134,7 @@ TENANT_TABLES = [
     "orders",
     "tags",
     "tenant_settings",
+    "webhook_events",
 ]
 
 

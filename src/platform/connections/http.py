@@ -5,11 +5,13 @@ exchanged for a grant right away, and the grant is sealed in the vault."""
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from brandloop.connections import service
+from brandloop.connections import service, webhooks
 from brandloop.connections.vault import vault
 from brandloop.db.session import tenant_transaction
 from brandloop.errors import InvalidInput
@@ -49,3 +51,36 @@ async def callback(request: Request) -> JSONResponse:
             502, "PLATFORM_ERROR", f"The platform refused the code ({type(error).__name__}): try again."
         )
     return JSONResponse({"connected": True, "connection": connection.name, "connector": connection.connector})
+
+
+MAX_WEBHOOK_BODY = 1_000_000
+REFUSALS = {
+    "NOT_FOUND": (404, "No such connection."),
+    "BAD_SIGNATURE": (401, "The signature does not match."),
+    "MALFORMED": (400, "The body is not an event of this platform."),
+}
+
+
+async def webhook(request: Request) -> JSONResponse:
+    runtime = request.app.state.runtime
+    body = await request.body()
+    if len(body) > MAX_WEBHOOK_BODY:
+        return _error(413, "TOO_LARGE", f"At most {MAX_WEBHOOK_BODY} bytes.")
+    try:
+        connection_id = uuid.UUID(request.path_params["connection"])
+    except ValueError:
+        return _error(404, "NOT_FOUND", "No such connection.")
+    try:
+        stored = await webhooks.receive(
+            runtime.engine,
+            vault(runtime.settings),
+            connector_key=request.path_params["connector"],
+            connection_id=connection_id,
+            url=str(request.url),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+        )
+    except webhooks.Refused as refused:
+        status, message = REFUSALS[refused.code]
+        return _error(status, refused.code, message)
+    return JSONResponse({"received": True, "new": stored})

@@ -41,3 +41,18 @@ class Connection(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
+
+
+class WebhookEvent(Base):
+    """A platform's event as delivered, verified and stored once (by its key)."""
+
+    __tablename__ = "webhook_events"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    connection_id: Mapped[uuid.UUID]
+    key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = created_at_column()
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
