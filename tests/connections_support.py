@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from support import GraphQLClient, Tenant
 
+ORDERS: list[dict[str, object]] = []
+"""What the example platform stand-in (tests/connectors/conftest.py) lists, two a page."""
+FAILURES: dict[str, int] = {}
+"""How many more times the stand-in fails a request for a cursor."""
+
 CREATE = """mutation($input: CreateConnectionInput!) { createConnection(input: $input) {
   connection { id connector name status config secretsSet } userErrors { field code } } }"""
 

@@ -70,8 +70,30 @@ def upgrade() -> None:
     )
     for statement in protect_tenant_table("webhook_events", "SELECT, INSERT, UPDATE"):
         op.execute(statement)
+    op.create_table(
+        "sync_checkpoints",
+        sa.Column("tenant_id", UUID, nullable=False),
+        sa.Column("connection_id", UUID, nullable=False),
+        sa.Column("resource", sa.String(16), nullable=False),
+        sa.Column("synced_until", TIMESTAMP, nullable=False),
+        sa.Column("cursor", sa.String(1000)),
+        sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("retry_at", TIMESTAMP),
+        sa.Column("last_error", sa.String(500)),
+        sa.Column("updated_at", TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("tenant_id", "connection_id", "resource", name="pk_sync_checkpoints"),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "connection_id"],
+            ["connections.tenant_id", "connections.id"],
+            name="fk_sync_checkpoints_connection_id_connections",
+            ondelete="CASCADE",
+        ),
+    )
+    for statement in protect_tenant_table("sync_checkpoints", "SELECT, INSERT, UPDATE"):
+        op.execute(statement)
 
 
 def downgrade() -> None:
+    op.drop_table("sync_checkpoints")
     op.drop_table("webhook_events")
     op.drop_table("connections")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import uvicorn
+from connections_support import FAILURES, ORDERS
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from brandloop.connections import service
 
@@ -41,3 +50,65 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         sys.path.remove(str(target))
         sys.modules.pop("example_connector", None)
         service.connectors.cache_clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def market() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
+    """The example platform served on loopback (tokens, and the orders in `ORDERS`, two a page,
+    by update time; `FAILURES` makes the next requests of a cursor fail); yields its URL and the
+    token requests."""
+    seen: list[dict[str, object]] = []
+
+    async def listing(request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != "Bearer at-123":
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        cursor = request.query_params["cursor"]
+        if FAILURES.get(cursor, 0) > 0:
+            FAILURES[cursor] -= 1
+            return JSONResponse({"error": "busy"}, status_code=503)
+        since = datetime.fromisoformat(request.query_params["since"])
+        until = datetime.fromisoformat(request.query_params["until"])
+        inside = [o for o in ORDERS if since <= datetime.fromisoformat(str(o["updated_at"])) < until]
+        start = int(cursor or 0)
+        following = str(start + 2) if start + 2 < len(inside) else None
+        return JSONResponse({"orders": inside[start : start + 2], "next_cursor": following})
+
+    async def token(request: Request) -> JSONResponse:
+        body = await request.json()
+        seen.append(body)
+        if body.get("code") != "c0de" or body.get("app_secret") != "s3cret-value":
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return JSONResponse(
+            {"access_token": "at-123", "refresh_token": "rt-456", "expires_at": "2026-12-01T00:00:00+00:00"}
+        )
+
+    async def refresh(request: Request) -> JSONResponse:
+        body = await request.json()
+        seen.append(body)
+        if body != {"app_key": "k1", "refresh_token": "rt-456"}:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return JSONResponse(
+            {"access_token": "at-789", "refresh_token": "rt-000", "expires_at": "2027-01-01T00:00:00+00:00"}
+        )
+
+    port = free_port()
+    routes = [
+        Route("/token", token, methods=["POST"]),
+        Route("/token/refresh", refresh, methods=["POST"]),
+        Route("/orders", listing),
+    ]
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn.Server offers a flag, not an event)
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        server.should_exit = True
+        await task

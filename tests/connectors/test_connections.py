@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from connections_support import create
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from brandloop.auth.permissions import Role
 from brandloop.connections import service
@@ -30,12 +22,6 @@ from support import GraphQLClient, Tenant
 
 UPDATE = """mutation($input: UpdateConnectionInput!) { updateConnection(input: $input) {
   connection { config secretsSet } userErrors { field code } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClient, tenant: Tenant) -> None:
@@ -108,42 +94,6 @@ async def test_bad_settings_are_refused(
     assert (await create(gql, tenant))["userErrors"] == [{"field": "name", "code": "NAME_TAKEN"}]
     theirs = await gql.data(other_tenant.key, "{ connections { totalCount } }")
     assert theirs["connections"]["totalCount"] == 0
-
-
-@pytest.fixture
-async def market() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
-    """The example platform's token endpoint, served on loopback; yields its URL and the requests."""
-    seen: list[dict[str, object]] = []
-
-    async def token(request: Request) -> JSONResponse:
-        body = await request.json()
-        seen.append(body)
-        if body.get("code") != "c0de" or body.get("app_secret") != "s3cret-value":
-            return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        return JSONResponse(
-            {"access_token": "at-123", "refresh_token": "rt-456", "expires_at": "2026-12-01T00:00:00+00:00"}
-        )
-
-    async def refresh(request: Request) -> JSONResponse:
-        body = await request.json()
-        seen.append(body)
-        if body != {"app_key": "k1", "refresh_token": "rt-456"}:
-            return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        return JSONResponse(
-            {"access_token": "at-789", "refresh_token": "rt-000", "expires_at": "2027-01-01T00:00:00+00:00"}
-        )
-
-    port = free_port()
-    routes = [Route("/token", token, methods=["POST"]), Route("/token/refresh", refresh, methods=["POST"])]
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn.Server offers a flag, not an event)
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_a_connection_is_authorized_through_the_platforms_consent(

@@ -132,6 +132,7 @@ TENANT_TABLES = [
     "nps_tasks",
     "order_lines",
     "orders",
+    "sync_checkpoints",
     "tags",
     "tenant_settings",
     "webhook_events",

@@ -56,3 +56,20 @@ class WebhookEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     received_at: Mapped[datetime] = created_at_column()
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Checkpoint(Base):
+    """How far a connection's resource is synced: all changes before `synced_until` are in, and
+    `cursor` is the next page of the window after it (None at a window's start)."""
+
+    __tablename__ = "sync_checkpoints"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    resource: Mapped[str] = mapped_column(String(16), primary_key=True)
+    synced_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    cursor: Mapped[str | None] = mapped_column(String(1000))
+    failures: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = created_at_column()

@@ -14,6 +14,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import httpx
@@ -25,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from brandloop.connections import service as connections
+from brandloop.connections import sync
 from brandloop.connections.http import PLATFORM_TIMEOUT
 from brandloop.connections.vault import vault
 from brandloop.customers import segments
@@ -48,6 +50,10 @@ class TenantJob:
     """When it runs for every active tenant (crontab, UTC)."""
     work: Callable[[Settings, AsyncSession], Awaitable[int]]
     """One batch in the tenant's transaction; returns how much it did."""
+    more: Callable[[int], bool] = lambda done: done >= BATCH
+    """Whether another batch is due after one that did `done`."""
+    rounds: int | None = None
+    """At most this many batches a run (None: until done)."""
 
 
 JOBS = [
@@ -60,7 +66,20 @@ JOBS = [
     ),
     TenantJob("segments.recompute", "0 2 * * *", lambda _, s: _whole(segments.recompute(s))),
     TenantJob("connections.refresh_grants", "*/10 * * * *", lambda settings, s: _refresh_grants(settings, s)),
+    # A batch is one page of every connection; another follows while some have more.
+    TenantJob(
+        "connections.sync",
+        "*/5 * * * *",
+        lambda settings, s: _sync(settings, s),
+        more=lambda pending: pending > 0,
+        rounds=sync.ROUNDS,
+    ),
 ]
+
+
+async def _sync(settings: Settings, session: AsyncSession) -> int:
+    async with httpx.AsyncClient(timeout=PLATFORM_TIMEOUT) as client:
+        return await sync.sync_round(session, vault(settings), client, now=datetime.now(UTC))
 
 
 async def _refresh_grants(settings: Settings, session: AsyncSession) -> int:
@@ -99,12 +118,12 @@ async def enqueue_for_tenants(engine: AsyncEngine, queries: Queries, name: str) 
 async def run_tenant_job(
     engine: AsyncEngine, settings: Settings, job: TenantJob, tenant_id: uuid.UUID
 ) -> int:
-    done = 0
+    done, rounds = 0, 0
     while True:
         async with tenant_transaction(engine, tenant_id) as session:
             count = await job.work(settings, session)
-        done += count
-        if count < BATCH:
+        done, rounds = done + count, rounds + 1
+        if not job.more(count) or (job.rounds is not None and rounds >= job.rounds):
             return done
 
 
