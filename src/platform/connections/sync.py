@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import structlog
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.connections import service
@@ -68,24 +69,25 @@ def _order(channel: str, record: OrderRecord) -> orders.OrderInput:
 
 
 async def _checkpoint(session: AsyncSession, connection: Connection, now: datetime) -> Checkpoint | None:
-    """The connection's orders checkpoint, locked; None when another worker holds it."""
-    found = await session.scalar(
+    """The connection's orders checkpoint (made on first use), locked; None when another worker
+    holds it."""
+    await session.execute(
+        pg_insert(Checkpoint)
+        .values(
+            tenant_id=connection.tenant_id,
+            connection_id=connection.id,
+            resource=ORDERS,
+            synced_until=now - timedelta(days=INITIAL_DAYS),
+            failures=0,
+        )
+        .on_conflict_do_nothing()
+    )
+    return await session.scalar(
         select(Checkpoint)
         .where(Checkpoint.connection_id == connection.id, Checkpoint.resource == ORDERS)
         .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
     )
-    if found is not None:
-        return found
-    fresh = Checkpoint(
-        tenant_id=connection.tenant_id,
-        connection_id=connection.id,
-        resource=ORDERS,
-        synced_until=now - timedelta(days=INITIAL_DAYS),
-        failures=0,
-    )
-    session.add(fresh)
-    await session.flush()
-    return fresh
 
 
 async def sync_page(
