@@ -66,6 +66,11 @@ async def test_orders_flow_in_exactly_once_through_a_failure(
         assert checkpoint is not None and checkpoint.cursor == "2" and checkpoint.failures == 1
         assert checkpoint.retry_at is not None and checkpoint.last_error is not None
         retry_at = checkpoint.retry_at
+    status = await gql.data(
+        tenant.key, "{ connections { edges { node { sync { failures retryAt lastError } } } } }"
+    )
+    shown = status["connections"]["edges"][0]["node"]["sync"]
+    assert shown["failures"] == 1 and shown["retryAt"] is not None and "HTTPStatusError" in shown["lastError"]
     await worker.run_tenant_job(engine, settings, SYNC, tenant.id)  # still backing off: nothing
     assert (await gql.data(tenant.key, LIST))["orders"]["totalCount"] == 2
     # After the backoff it resumes at the page that failed, and catches up to now.

@@ -3,6 +3,7 @@ connections with their plain settings. Secrets go in and never come out: only wh
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import strawberry
@@ -38,6 +39,14 @@ class ConnectorType:
     config_fields: list[FieldType]
 
 
+@strawberry.type(name="ConnectionSync")
+class SyncType:
+    synced_until: datetime = strawberry.field(description="Every change before this is in.")
+    failures: int = strawberry.field(description="Failed attempts in a row; 0 when the last one worked.")
+    retry_at: datetime | None
+    last_error: str | None
+
+
 @strawberry.type(name="ChannelConnection")
 class ConnectionType(Node):
     connector: str
@@ -48,10 +57,33 @@ class ConnectionType(Node):
     authorized_at: datetime | None = strawberry.field(description="When the platform last granted access.")
     created_at: datetime
 
+    pk: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="How far its orders are synced; null before the first sync.")
+    async def sync(self, info: Info) -> SyncType | None:
+        ctx = info.context
+
+        async def load(ids: list[uuid.UUID]) -> list[SyncType | None]:
+            found = await ctx.run(service.checkpoints_of, ids)
+            return [
+                SyncType(
+                    synced_until=c.synced_until,
+                    failures=c.failures,
+                    retry_at=c.retry_at,
+                    last_error=c.last_error,
+                )
+                if (c := found.get(i)) is not None
+                else None
+                for i in ids
+            ]
+
+        return await ctx.loader("connection.sync", load).load(self.pk)
+
     @classmethod
     def of(cls, row: Connection) -> ConnectionType:
         return cls(
             id=global_id("ChannelConnection", row.id),
+            pk=row.id,
             connector=row.connector,
             name=row.name,
             status=ConnectionStatus(row.status),

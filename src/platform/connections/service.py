@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.audit import service as audit
-from brandloop.connections.models import Connection, ConnectionStatus
+from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus
 from brandloop.connections.vault import Vault
 from brandloop.connectors import Connector, ConnectorConfig, Grant, discover, secret_fields
 from brandloop.db.base import keyset_page, uuid7
@@ -295,3 +295,15 @@ async def refresh_grants(
         refreshed += 1
     await session.flush()
     return refreshed
+
+
+async def checkpoints_of(
+    session: AsyncSession, connection_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Checkpoint]:
+    """The orders checkpoint of each connection that has synced."""
+    rows = await session.scalars(
+        select(Checkpoint).where(
+            Checkpoint.connection_id.in_(connection_ids), Checkpoint.resource == "orders"
+        )
+    )
+    return {c.connection_id: c for c in rows}
