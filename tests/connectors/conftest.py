@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +28,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "example_c
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The example connector installed with pip into a folder of its own, put on the path."""
     target = tmp_path_factory.mktemp("site")
+    # Built from a copy: pip's build leaves files next to the sources it builds.
+    source = shutil.copytree(EXAMPLE, tmp_path_factory.mktemp("src") / "example_connector")
     subprocess.run(
         [
             sys.executable,
@@ -37,7 +40,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             "--no-deps",
             "--target",
             str(target),
-            str(EXAMPLE),
+            str(source),
         ],
         check=True,
         capture_output=True,
