@@ -16,10 +16,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.customers.models import Customer
+from brandloop.orders import service as orders
 from brandloop.tenancy.service import settings_of
-
-QUALIFYING = ("paid", "shipped", "completed", "partially_refunded")
-
 
 _RECOMPUTE = text(
     """
@@ -110,7 +108,7 @@ async def recompute(session: AsyncSession, *, as_of: datetime | None = None) -> 
             "reporting": settings.reporting_currency,
             "reporting_exponent": get_currency_precision(settings.reporting_currency),
             "tz": settings.timezone,
-            "qualifying": list(QUALIFYING),
+            "qualifying": sorted(orders.PAID_STATUSES),
             "as_of": as_of,
             "window": settings.rfm_window_days,
             "dormant": settings.dormant_after_days,

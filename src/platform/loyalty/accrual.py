@@ -30,8 +30,6 @@ from brandloop.tenancy.service import settings_of
 
 # -- accrual from orders ---------------------------------------------------------------------------
 
-EARNING_STATUSES = frozenset({"paid", "shipped", "completed", "partially_refunded"})
-"""Order statuses that earn; a cancelled or refunded order earns nothing (what it earned is reversed)."""
 
 # Three plain statements rather than one: each keeps to its index even while an import grows
 # the tables faster than their statistics follow.
@@ -204,7 +202,8 @@ async def _rows(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> list[d
 
 
 def _earns(row: Any) -> bool:
-    return row["status"] in EARNING_STATUSES and row["total"] > 0
+    # A cancelled or refunded order earns nothing: what it earned is reversed.
+    return row["status"] in orders.PAID_STATUSES and row["total"] > 0
 
 
 def _target(row: Any, valued: dict[tuple[uuid.UUID, uuid.UUID], tuple[int, int]]) -> int:

@@ -25,12 +25,12 @@ from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
 from brandloop.loyalty.ledger import add_months
 from brandloop.loyalty.models import Account, Tier, TierChange
+from brandloop.orders import service as orders
 
 MAX_TIERS = 10
 MAX_BENEFITS = 20
 MAX_BENEFIT = 200
 MAX_MULTIPLIER = Decimal(10)
-EARNING_STATUSES = ["paid", "shipped", "completed", "partially_refunded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +218,7 @@ async def _evaluate(
                     {
                         "program": program_id,
                         "customers": [a["customer_id"] for a in members],
-                        "earning": EARNING_STATUSES,
+                        "earning": sorted(orders.PAID_STATUSES),
                         "since": since,
                     },
                 )

@@ -54,6 +54,9 @@ class OrderStatus(enum.StrEnum):
 
 
 STATUSES = frozenset(s.value for s in OrderStatus)
+PAID_STATUSES = frozenset({"paid", "shipped", "completed", "partially_refunded"})
+"""Statuses of orders the customer paid for (and has not had wholly refunded): what counts as
+spend for segments, earns loyalty points and qualifies for tiers."""
 
 
 class Outcome(enum.StrEnum):
