@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -113,3 +115,19 @@ def _is_key(value: SecretStr | None) -> bool:
         return len(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))) == 32
     except ValueError:
         return False
+
+
+def development_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:
+    """A secret kept in the data folder (mode 0600), made on first use; for development only,
+    where production takes it from the environment."""
+    path = Path(data_dir) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first
+        else:
+            with os.fdopen(fd, "w") as file:
+                file.write(make())
+    return path.read_text().strip()

@@ -6,7 +6,6 @@ same on every API process); in development one is generated into the data folder
 from __future__ import annotations
 
 import functools
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from brandloop.settings import Settings
+from brandloop.settings import Settings, development_secret
 
 ALGORITHMS = ["HS256"]
 
@@ -31,19 +30,9 @@ def signing_key(settings: Settings) -> OctKey:
 
 @functools.cache
 def _key(secret: str | None, data_dir: str) -> OctKey:
-    if secret is not None:
-        return OctKey.import_key(secret.encode())
-    path = Path(data_dir) / "secret-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first
-        else:
-            with os.fdopen(fd, "w") as file:
-                file.write(secrets.token_urlsafe(48))
-    return OctKey.import_key(path.read_text().strip().encode())
+    if secret is None:
+        secret = development_secret(Path(data_dir), "secret-key", lambda: secrets.token_urlsafe(48))
+    return OctKey.import_key(secret.encode())
 
 
 def sign(key: OctKey, claims: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from brandloop.settings import Settings
+from brandloop.settings import Settings, development_secret
 
 NONCE = 12
 
@@ -59,16 +59,10 @@ def vault(settings: Settings) -> Vault:
 
 @functools.cache
 def _vault(given: str | None, data_dir: str) -> Vault:
-    if given is not None:
-        return Vault(base64.urlsafe_b64decode(given + "=" * (-len(given) % 4)))
-    path = Path(data_dir) / "encryption-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first
-        else:
-            with os.fdopen(fd, "w") as file:
-                file.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
-    return Vault(base64.urlsafe_b64decode(path.read_text().strip()))
+    if given is None:
+        given = development_secret(
+            Path(data_dir),
+            "encryption-key",
+            lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        )
+    return Vault(base64.urlsafe_b64decode(given + "=" * (-len(given) % 4)))
