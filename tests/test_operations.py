@@ -42,6 +42,15 @@ async def test_metrics_count_operations_by_root_field(gql: GraphQLClient, tenant
     assert 'brandloop_http_requests_total{route="/graphql",status="200"}' in metrics
 
 
+async def test_http_metrics_label_routes_never_their_parameters(client: httpx.AsyncClient) -> None:
+    await client.get("/surveys/a-secret-looking-token")
+    await client.get("/no/such/path")
+    metrics = (await client.get("/metrics")).text
+    assert 'brandloop_http_requests_total{route="/surveys/{token}",status="401"}' in metrics
+    assert 'route="other",status="404"' in metrics
+    assert "a-secret-looking-token" not in metrics and "/no/such/path" not in metrics
+
+
 async def test_request_ids_are_kept_when_sane(client: httpx.AsyncClient) -> None:
     given = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
     assert given.headers["x-request-id"] == "abc-123"

@@ -53,7 +53,6 @@ log = structlog.get_logger("brandloop.app")
 
 PERSISTED_QUERIES = 10_000
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", CALLBACK_PATH}
 
 
 @dataclass
@@ -272,8 +271,9 @@ class RequestLog:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            path = scope["path"]
-            route = path if path in ROUTES else _pattern(path)
+            # The matched route's template (never its parameters, such as a survey token), so
+            # metrics labels stay bounded; "other" for paths no route serves.
+            route = getattr(scope.get("route"), "path", "other")
             HTTP_REQUESTS.labels(route, str(status)).inc()
             HTTP_SECONDS.labels(route).observe(elapsed)
             log.info(
@@ -283,17 +283,6 @@ class RequestLog:
                 status=status,
                 duration_ms=round(elapsed * 1000, 1),
             )
-
-
-def _pattern(path: str) -> str:
-    """The route of a path with parameters, as a metrics label (never the parameters)."""
-    for prefix, label in (
-        ("/surveys/", "/surveys/{token}"),
-        ("/webhooks/", "/webhooks/{connector}/{connection}"),
-    ):
-        if path.startswith(prefix):
-            return label
-    return "other"
 
 
 def create_app(settings: Settings | None = None, *, worker: bool = False) -> Starlette:
