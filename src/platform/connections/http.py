@@ -11,6 +11,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from brandloop import responses
 from brandloop.connections import service, webhooks
 from brandloop.connections.vault import vault
 from brandloop.db.session import tenant_transaction
@@ -20,22 +21,20 @@ from brandloop.signing import BadToken
 PLATFORM_TIMEOUT = httpx.Timeout(15.0)
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
 async def callback(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     params = dict(request.query_params)
     state, code = params.pop("state", None), params.pop("code", None)
     if not state or not code:
-        return _error(
+        return responses.error(
             400, "INVALID_CALLBACK", "The platform sent no code or no state: start the connection again."
         )
     try:
         tenant_id, connection_id = service.read_state(runtime.settings, state)
     except BadToken:
-        return _error(400, "INVALID_STATE", "This authorization is not valid or has expired: start it again.")
+        return responses.error(
+            400, "INVALID_STATE", "This authorization is not valid or has expired: start it again."
+        )
     try:
         async with (
             tenant_transaction(runtime.engine, tenant_id) as session,
@@ -45,9 +44,9 @@ async def callback(request: Request) -> JSONResponse:
                 session, vault(runtime.settings), client, connection_id, code=code, params=params
             )
     except InvalidInput:
-        return _error(404, "NOT_FOUND", "The connection no longer exists.")
+        return responses.error(404, "NOT_FOUND", "The connection no longer exists.")
     except httpx.HTTPError as error:
-        return _error(
+        return responses.error(
             502, "PLATFORM_ERROR", f"The platform refused the code ({type(error).__name__}): try again."
         )
     return JSONResponse({"connected": True, "connection": connection.name, "connector": connection.connector})
@@ -65,11 +64,11 @@ async def webhook(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     body = await request.body()
     if len(body) > MAX_WEBHOOK_BODY:
-        return _error(413, "TOO_LARGE", f"At most {MAX_WEBHOOK_BODY} bytes.")
+        return responses.error(413, "TOO_LARGE", f"At most {MAX_WEBHOOK_BODY} bytes.")
     try:
         connection_id = uuid.UUID(request.path_params["connection"])
     except ValueError:
-        return _error(404, "NOT_FOUND", "No such connection.")
+        return responses.error(404, "NOT_FOUND", "No such connection.")
     try:
         stored = await webhooks.receive(
             runtime.engine,
@@ -82,5 +81,5 @@ async def webhook(request: Request) -> JSONResponse:
         )
     except webhooks.Refused as refused:
         status, message = REFUSALS[refused.code]
-        return _error(status, refused.code, message)
+        return responses.error(status, refused.code, message)
     return JSONResponse({"received": True, "new": stored})

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from brandloop import responses
 from brandloop.db.session import tenant_transaction
 from brandloop.nps import links, service
 from brandloop.nps.service import RespondError
@@ -23,10 +24,6 @@ from brandloop.tenancy.models import Tenant
 
 MAX_BODY = 16_000
 STATUS = {"NOT_FOUND": 404, "ALREADY_ANSWERED": 409, "EXPIRED": 410, "INVALID": 400}
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def _language(request: Request, available: dict[str, str]) -> str:
@@ -47,25 +44,25 @@ async def survey(request: Request) -> JSONResponse:
     try:
         claims = links.read(runtime.signing_key, request.path_params["token"])
     except links.BadLink:
-        return _error(401, "INVALID_LINK", "This survey link is not valid.")
+        return responses.error(401, "INVALID_LINK", "This survey link is not valid.")
     if claims.expires_at <= datetime.now(UTC):
-        return _error(410, "EXPIRED", "This survey link has expired.")
+        return responses.error(410, "EXPIRED", "This survey link has expired.")
     body: dict[str, Any] = {}
     if request.method == "POST":
         raw = await request.body()
         if len(raw) > MAX_BODY:
-            return _error(413, "TOO_LARGE", f"Send at most {MAX_BODY} bytes.")
+            return responses.error(413, "TOO_LARGE", f"Send at most {MAX_BODY} bytes.")
         try:
             body = json.loads(raw)
         except ValueError:
-            return _error(400, "INVALID", "Send the answer as a JSON object.")
+            return responses.error(400, "INVALID", "Send the answer as a JSON object.")
         if not isinstance(body, dict) or not set(body) <= {"score", "comment", "answers"}:
-            return _error(400, "INVALID", "Send {score, comment, answers}.")
+            return responses.error(400, "INVALID", "Send {score, comment, answers}.")
     try:
         async with tenant_transaction(engine, claims.tenant_id) as session:
             tenant = await session.get(Tenant, claims.tenant_id)
             if tenant is None or tenant.status != "active":
-                return _error(404, "NOT_FOUND", "This survey link is not valid.")
+                return responses.error(404, "NOT_FOUND", "This survey link is not valid.")
             if request.method == "GET":
                 return _form(request, await service.form(session, claims.invitation_id, tenant.name))
             await service.respond(
@@ -76,7 +73,7 @@ async def survey(request: Request) -> JSONResponse:
                 answers=body.get("answers"),
             )
     except RespondError as error:
-        return _error(STATUS[error.code], error.code, str(error))
+        return responses.error(STATUS[error.code], error.code, str(error))
     return JSONResponse({"thanks": True}, status_code=201)
 
 
