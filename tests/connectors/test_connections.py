@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from connections_support import create
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,6 +19,7 @@ from brandloop.connections.vault import VaultError, vault
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.graphql.relay import pk_of
 from brandloop.settings import Settings
+from brandloop.signing import sign, signing_key
 from support import GraphQLClient, Tenant
 
 UPDATE = """mutation($input: UpdateConnectionInput!) { updateConnection(input: $input) {
@@ -151,3 +153,24 @@ async def test_a_connection_is_authorized_through_the_platforms_consent(
         grant = service.grant_of(vault(settings), stored)
         assert grant.access_token.get_secret_value() == "at-789"
         assert grant.expires_at == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+async def test_an_expired_or_foreign_state_is_refused(
+    site: Path, gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant, settings: Settings
+) -> None:
+    connection = (await create(gql, tenant))["connection"]
+    assert isinstance(connection, dict)
+    pk = pk_of(str(connection["id"]), "ChannelConnection")
+    key = signing_key(settings)
+    past = int((datetime.now(UTC) - timedelta(seconds=1)).timestamp())
+    expired = sign(key, {"t": str(tenant.id), "c": str(pk), "exp": past, "n": "x"})
+    refused = await client.get("/connectors/callback", params={"state": expired, "code": "c0de"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "INVALID_STATE"
+    missing = await client.get("/connectors/callback", params={"code": "c0de"})
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "INVALID_CALLBACK"
+    other_key = signing_key(settings.model_copy(update={"secret_key": SecretStr("y" * 40)}))
+    future = int((datetime.now(UTC) + timedelta(minutes=5)).timestamp())
+    forged = sign(other_key, {"t": str(tenant.id), "c": str(pk), "exp": future, "n": "x"})
+    assert (
+        await client.get("/connectors/callback", params={"state": forged, "code": "c0de"})
+    ).status_code == 400

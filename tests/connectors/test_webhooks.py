@@ -56,3 +56,14 @@ async def test_a_signed_delivery_is_stored_once(
     assert [(r.tenant_id, r.key, r.kind, r.payload) for r in stored] == [
         (tenant.id, "evt-1", "order.updated", {"order": "O-1"})
     ]
+
+
+async def test_an_oversized_delivery_is_refused_unread(
+    site: Path, gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    connection = (await create(gql, tenant))["connection"]
+    assert isinstance(connection, dict)
+    pk = pk_of(str(connection["id"]), "ChannelConnection")
+    huge = b"x" * 1_000_001
+    refused = await client.post(f"/webhooks/example/{pk}", content=huge, headers=signed(huge))
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "TOO_LARGE"

@@ -427,3 +427,14 @@ async def test_program_statistics(gql: GraphQLClient, tenant: Tenant) -> None:
         "redemptionRate": 0.4,
     }
     assert (await account(gql, tenant, customer))["balance"]["spent"] == 40
+
+
+async def test_another_tenants_reward_cannot_be_redeemed(
+    gql: GraphQLClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    _, customer = await member_with(gql, tenant, 100)
+    their_program, _ = await member_with(gql, other_tenant, 100)
+    theirs = await reward(gql, other_tenant, their_program)
+    refused = await redeem(gql, tenant, customer, theirs, "cross")
+    assert [e["code"] for e in refused["userErrors"]] == ["NOT_FOUND"]
+    assert (await balance(gql, tenant, customer))["total"] == 100

@@ -238,6 +238,10 @@ async def test_bad_answers_forged_and_expired_links_are_refused(
         refused = await client.post(path(link), json=body)
         assert refused.status_code == 400, body
         assert refused.json()["error"]["code"] == "INVALID"
+    too_large = await client.post(
+        path(link), content=b"{" + b" " * 16_001 + b"}", headers={"content-type": "application/json"}
+    )
+    assert too_large.status_code == 413
     token = path(link).rsplit("/", 1)[1]
     for position in (5, len(token) // 2, len(token) - 3):  # one byte changed anywhere
         forged = token[:position] + ("A" if token[position] != "A" else "B") + token[position + 1 :]
