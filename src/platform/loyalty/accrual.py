@@ -26,6 +26,7 @@ from brandloop.loyalty.models import (
 )
 from brandloop.loyalty.rules import EarningRules, Line, order_points
 from brandloop.orders import service as orders
+from brandloop.tenancy.models import TenantSettings
 from brandloop.tenancy.service import settings_of
 
 # -- accrual from orders ---------------------------------------------------------------------------
@@ -122,9 +123,11 @@ async def accrue_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -
     rows = await _rows(session, order_ids)
     if not rows:
         return
+    settings = await settings_of(session)
     # A paused program values nothing new, but still reverses what its orders earned.
     valued = await _value(
         session,
+        settings,
         [
             r
             for r in rows
@@ -139,7 +142,6 @@ async def accrue_orders(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -
             if r["account_id"] is None and r["enrolment"] == Enrolment.AUTOMATIC and _target(r, valued) > 0
         ],
     )
-    settings = await settings_of(session)
     zone = ZoneInfo(settings.timezone)
     now = datetime.now(UTC)
     postings = []
@@ -218,7 +220,7 @@ def _target(row: Any, valued: dict[tuple[uuid.UUID, uuid.UUID], tuple[int, int]]
 
 
 async def _value(
-    session: AsyncSession, rows: Sequence[Any]
+    session: AsyncSession, settings: TenantSettings, rows: Sequence[Any]
 ) -> dict[tuple[uuid.UUID, uuid.UUID], tuple[int, int]]:
     """Value the orders not valued yet: (points, rule version) by (program, order), and record it.
 
@@ -233,7 +235,6 @@ async def _value(
     lines: dict[uuid.UUID, list[Line]] = defaultdict(list)
     for order_id, sku, category, amount in await session.execute(_LINES, {"ids": list(order_rows)}):
         lines[order_id].append(Line(sku, category, amount))
-    settings = await settings_of(session)
     caps = _Caps(ZoneInfo(settings.timezone))
     account_ids = [r["account_id"] for r in rows if r["account_id"] is not None]
     if account_ids:
