@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -131,7 +132,7 @@ async def _award_in(
         await ledger.lock_accounts(session, [account_id])
     local = occurred_at.astimezone(zone)
     since = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    until = ledger.add_months(since, 1)
+    until = since + relativedelta(months=1)
     times, spent = (
         await session.execute(
             _EARNED_IN_MONTH,

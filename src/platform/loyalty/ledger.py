@@ -13,7 +13,6 @@ entries:
 
 from __future__ import annotations
 
-import calendar
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -320,14 +320,8 @@ def expiry_of(policy: str, period: int | None, earned_at: datetime, zone: ZoneIn
     local = earned_at.astimezone(zone)
     if policy == ExpiryPolicy.YEAR_END:
         return datetime(local.year + period, 1, 1, tzinfo=zone).astimezone(UTC)
-    return add_months(local, period).astimezone(UTC)
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """The same day `months` later, or that month's last day when it is shorter."""
-    month = moment.month - 1 + months
-    year, month = moment.year + month // 12, month % 12 + 1
-    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+    # The same day `period` months later, or that month's last day when it is shorter.
+    return (local + relativedelta(months=period)).astimezone(UTC)
 
 
 _EXPIRED_LOTS = text(

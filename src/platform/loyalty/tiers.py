@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +24,6 @@ from brandloop.audit import service as audit
 from brandloop.db.base import uuid7
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
-from brandloop.loyalty.ledger import add_months
 from brandloop.loyalty.models import Account, Tier, TierChange
 from brandloop.orders import service as orders
 
@@ -247,7 +247,7 @@ async def _evaluate(
                 "ids": [a["id"] for a in unchanged],
                 "tiers": [a["tier_id"] for a in unchanged],
                 "since": [a["tier_since"] for a in unchanged],
-                "review": [add_months(now, a["tier_review_months"]) for a in unchanged],
+                "review": [now + relativedelta(months=a["tier_review_months"]) for a in unchanged],
             },
         )
     if changes:
@@ -258,7 +258,7 @@ async def _evaluate(
                 "ids": [c.account_id for c in changes],
                 "tiers": [c.to_tier_id for c in changes],
                 "since": [now] * len(changes),
-                "review": [add_months(now, months[c.account_id]) for c in changes],
+                "review": [now + relativedelta(months=months[c.account_id]) for c in changes],
             },
         )
         for change in changes:

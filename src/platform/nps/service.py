@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -821,8 +822,7 @@ def _period_start(grouping: Grouping, local: datetime) -> datetime:
 
 def _shift(grouping: Grouping, start: datetime, periods: int) -> datetime:
     if grouping is Grouping.MONTH:
-        month = start.month - 1 + periods
-        return start.replace(year=start.year + month // 12, month=month % 12 + 1)
+        return start + relativedelta(months=periods)
     return start + (timedelta(weeks=periods) if grouping is Grouping.WEEK else timedelta(days=periods))
 
 
