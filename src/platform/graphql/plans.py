@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import FieldNode, GraphQLObjectType
-from sqlalchemy import ColumnElement, Select, Text, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, Text, case, func, literal, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from brandloop.auth.permissions import Permission
@@ -37,7 +37,8 @@ from brandloop.graphql.planner import (
     nested,
 )
 from brandloop.graphql.relay import pk_of
-from brandloop.loyalty.models import Account, LedgerEntry, Lot, Program
+from brandloop.loyalty import ledger
+from brandloop.loyalty.models import Account, LedgerEntry, Program
 from brandloop.nps.models import Response, Survey
 from brandloop.nps.service import DETRACTOR_MAX, PROMOTER_MIN
 from brandloop.orders import service as orders
@@ -215,38 +216,7 @@ def _account_program(
 
 
 def _balance(scope: Scope, parent: GraphQLObjectType, node: FieldNode, row: Row) -> ColumnElement[Any]:
-    """As ledger.balances: the cached total, pending lots, and the ledger's sums by kind."""
-    lots, entries = _columns(Lot), _columns(LedgerEntry)
-    pending = func.coalesce(
-        select(func.sum(lots["remaining"]))
-        .where(lots["account_id"] == row["id"], lots["available_at"] > func.now())
-        .correlate(row["id"].table)
-        .scalar_subquery(),
-        0,
-    )
-
-    def summed(sign: int, *which: ColumnElement[bool]) -> ColumnElement[Any]:
-        return func.coalesce(
-            select(func.sum(entries["delta"]) * sign)
-            .where(entries["account_id"] == row["id"], or_(*which))
-            .correlate(row["id"].table)
-            .scalar_subquery(),
-            0,
-        )
-
-    total = row["balance"]
-    values = {
-        "total": total,
-        "available": case((total > 0, func.greatest(total - pending, 0)), else_=total),
-        "pending": pending,
-        "earned": summed(1, entries["kind"] == "earn"),
-        "spent": summed(
-            -1,
-            entries["kind"] == "redeem",
-            and_(entries["kind"] == "reverse", entries["source"] == "redemption"),
-        ),
-        "expired": summed(-1, entries["kind"] == "expire"),
-    }
+    values = ledger.balance_columns(row["id"], row["balance"])
     balance_type = scope.schema.get_type("LoyaltyBalance")
     assert isinstance(balance_type, GraphQLObjectType)
     pairs: list[Any] = []

@@ -18,10 +18,11 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.db.base import keyset_page, uuid7
@@ -381,35 +382,50 @@ class Balance:
     expired: int
 
 
-_BALANCES = text(
-    """
-    SELECT a.id, a.balance,
-           coalesce((SELECT sum(l.remaining) FROM loyalty_lots l
-                      WHERE l.account_id = a.id AND l.available_at > :now), 0) AS pending,
-           coalesce(e.earned, 0), coalesce(e.spent, 0), coalesce(e.expired, 0)
-      FROM loyalty_accounts a
-      LEFT JOIN LATERAL (
-        SELECT sum(delta) FILTER (WHERE kind = 'earn') AS earned,
-               -sum(delta) FILTER (WHERE kind = 'redeem' OR (kind = 'reverse' AND source = 'redemption')) AS spent,
-               -sum(delta) FILTER (WHERE kind = 'expire') AS expired
-          FROM loyalty_ledger WHERE account_id = a.id) e ON true
-     WHERE a.id = ANY(:ids)
-    """
-)
+def balance_columns(account_id: Any, cached: Any) -> dict[str, ColumnElement[Any]]:
+    """A Balance's fields as SQL over an account's id and cached balance columns (subqueries
+    correlated to their table): shared by `balances` and the planned reads."""
+    correlated = account_id.table
+    pending = func.coalesce(
+        select(func.sum(Lot.remaining))
+        .where(Lot.account_id == account_id, Lot.available_at > func.now())
+        .correlate(correlated)
+        .scalar_subquery(),
+        0,
+    )
+
+    def summed(sign: int, *which: ColumnElement[bool]) -> ColumnElement[Any]:
+        return func.coalesce(
+            select(func.sum(LedgerEntry.delta) * sign)
+            .where(LedgerEntry.account_id == account_id, or_(*which))
+            .correlate(correlated)
+            .scalar_subquery(),
+            0,
+        )
+
+    return {
+        "total": cached,
+        "available": case((cached > 0, func.greatest(cached - pending, 0)), else_=cached),
+        "pending": pending,
+        "earned": summed(1, LedgerEntry.kind == EntryKind.EARN),
+        # Net of cancelled redemptions, which give back through reversals of the redemption.
+        "spent": summed(
+            -1,
+            LedgerEntry.kind == EntryKind.REDEEM,
+            and_(LedgerEntry.kind == EntryKind.REVERSE, LedgerEntry.source == EntrySource.REDEMPTION),
+        ),
+        "expired": summed(-1, LedgerEntry.kind == EntryKind.EXPIRE),
+    }
 
 
 async def balances(session: AsyncSession, account_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Balance]:
-    rows = await session.execute(_BALANCES, {"ids": list(account_ids), "now": datetime.now(UTC)})
+    columns = balance_columns(Account.__table__.c.id, Account.__table__.c.balance)
+    query = select(Account.id, *(value.label(name) for name, value in columns.items())).where(
+        Account.id.in_(account_ids)
+    )
     return {
-        account_id: Balance(
-            total=total,
-            available=max(total - pending, 0) if total > 0 else total,
-            pending=pending,
-            earned=earned,
-            spent=spent,
-            expired=expired,
-        )
-        for account_id, total, pending, earned, spent, expired in rows
+        row.id: Balance(**{name: int(row._mapping[name]) for name in columns})
+        for row in await session.execute(query)
     }
 
 
