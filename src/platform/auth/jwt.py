@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +20,7 @@ from joserfc.jwk import ECKey, KeySet
 
 from brandloop.auth.permissions import Principal, Role
 from brandloop.errors import Unauthenticated
-from brandloop.settings import Settings
+from brandloop.settings import Settings, development_secret
 
 DEV_ISSUER = "brandloop-dev"
 ASYMMETRIC_PREFIXES = ("RS", "PS", "ES", "EdDSA")
@@ -34,15 +33,14 @@ class DevTokenIssuer:
     """Signs development tokens with a P-256 key kept in the data folder (mode 0600)."""
 
     def __init__(self, data_dir: Path) -> None:
-        path = data_dir / "dev-signing-key.json"
-        if path.exists():
-            self._key = ECKey.import_key(json.loads(path.read_text()))
-        else:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            self._key = ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex})
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as file:
-                json.dump(self._key.as_dict(private=True), file)
+        stored = development_secret(
+            data_dir,
+            "dev-signing-key.json",
+            lambda: json.dumps(
+                ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex}).as_dict(private=True)
+            ),
+        )
+        self._key = ECKey.import_key(json.loads(stored))
 
     @property
     def public_keys(self) -> KeySet:
