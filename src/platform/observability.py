@@ -28,6 +28,11 @@ HTTP_REQUESTS = Counter(
     "brandloop_http_requests_total", "HTTP requests by route and status.", ["route", "status"]
 )
 HTTP_SECONDS = Histogram("brandloop_http_request_seconds", "HTTP request latency by route.", ["route"])
+WEBHOOK_DELIVERIES = Counter(
+    "brandloop_webhook_deliveries_total",
+    "Webhook deliveries by connector and outcome (accepted, or why refused).",
+    ["connector", "outcome"],
+)
 
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:

@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from brandloop.connections import service
+from brandloop.connections import platforms, service
+from brandloop.connections.platforms import RetryPolicy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "example_connector"
 
@@ -53,6 +54,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         sys.path.remove(str(target))
         sys.modules.pop("example_connector", None)
         service.connectors.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Platform requests retried as in production, without the production waits."""
+    monkeypatch.setattr(
+        platforms, "DEFAULT_POLICY", RetryPolicy(wait_initial=0.001, wait_max=0.01, longest_retry_after=0.05)
+    )
 
 
 def free_port() -> int:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from brandloop.auth.permissions import Role
 from brandloop.connections import service
 from brandloop.connections.models import Connection
+from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import VaultError, vault
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.graphql.relay import pk_of
@@ -115,10 +116,10 @@ async def test_a_connection_is_authorized_through_the_platforms_consent(
     assert isinstance(connection, dict)
     data = await gql.data(
         tenant.key,
-        "mutation($id: ID!) { authorizeConnection(input: {id: $id}) { url userErrors { code } } }",
+        "mutation($id: ID!) { startAuthorization(input: {id: $id}) { url userErrors { code } } }",
         {"id": connection["id"]},
     )
-    url = httpx.URL(data["authorizeConnection"]["url"])
+    url = httpx.URL(data["startAuthorization"]["url"])
     assert str(url).startswith(f"{base_url}/authorize?") and url.params["redirect_uri"].endswith(
         "/connectors/callback"
     )
@@ -144,10 +145,10 @@ async def test_a_connection_is_authorized_through_the_platforms_consent(
     assert sealed is not None and b"at-123" not in sealed and b"rt-456" not in sealed
     # A grant about to expire is refreshed (the job connections.refresh_grants), once.
     almost = datetime(2026, 12, 1, tzinfo=UTC) - timedelta(minutes=30)
-    async with tenant_transaction(engine, tenant.id) as session, httpx.AsyncClient() as platform:
-        assert await service.refresh_grants(session, vault(settings), platform, now=almost) == 1
-    async with tenant_transaction(engine, tenant.id) as session, httpx.AsyncClient() as platform:
-        assert await service.refresh_grants(session, vault(settings), platform, now=almost) == 0
+    async with tenant_transaction(engine, tenant.id) as session, Platforms() as platforms:
+        assert await service.refresh_grants(session, vault(settings), platforms, now=almost) == 1
+    async with tenant_transaction(engine, tenant.id) as session, Platforms() as platforms:
+        assert await service.refresh_grants(session, vault(settings), platforms, now=almost) == 0
         stored = await session.get(Connection, (tenant.id, pk))
         assert stored is not None
         grant = service.grant_of(vault(settings), stored)

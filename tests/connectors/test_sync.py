@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 from connections_support import FAILURES, ORDERS, create
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from brandloop.connections import service, sync
+from brandloop.connections import platforms, service, sync
 from brandloop.connections.models import Checkpoint, Connection
+from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
 from brandloop.db.session import tenant_transaction
 from brandloop.graphql.relay import pk_of
@@ -40,9 +40,9 @@ async def connected(
         gql, tenant, config={"base_url": base_url, "app_key": "k1", "app_secret": "s3cret-value"}
     )
     pk = pk_of(str(created["connection"]["id"]), "ChannelConnection")  # type: ignore[index]
-    async with tenant_transaction(engine, tenant.id) as session, httpx.AsyncClient() as client:
+    async with tenant_transaction(engine, tenant.id) as session, Platforms() as platforms:
         return await service.complete_authorization(
-            session, vault(settings), client, pk, code="c0de", params={}
+            session, vault(settings), platforms, pk, code="c0de", params={}
         )
 
 
@@ -56,7 +56,7 @@ async def test_orders_flow_in_exactly_once_through_a_failure(
 ) -> None:
     ORDERS[:] = [market_order(1, 3.5), market_order(2, 3.4), market_order(3, 3.3), market_order(4, 1)]
     FAILURES.clear()
-    FAILURES["2"] = 1  # the second page of the first busy day fails once
+    FAILURES["2"] = platforms.DEFAULT_POLICY.attempts  # the second page fails more than one run retries
     connection = await connected(engine, settings, gql, tenant, market[0])
     await worker.run_tenant_job(engine, settings, SYNC, tenant.id)
     stored = (await gql.data(tenant.key, LIST))["orders"]
@@ -67,15 +67,19 @@ async def test_orders_flow_in_exactly_once_through_a_failure(
         assert checkpoint.retry_at is not None and checkpoint.last_error is not None
         retry_at = checkpoint.retry_at
     status = await gql.data(
-        tenant.key, "{ connections { edges { node { sync { failures retryAt lastError } } } } }"
+        tenant.key, "{ connections { edges { node { sync { failures nextRunAt lastError } } } } }"
     )
     shown = status["connections"]["edges"][0]["node"]["sync"]
-    assert shown["failures"] == 1 and shown["retryAt"] is not None and "HTTPStatusError" in shown["lastError"]
+    assert (
+        shown["failures"] == 1
+        and shown["nextRunAt"] == retry_at.isoformat()
+        and "HTTPStatusError" in shown["lastError"]
+    )
     await worker.run_tenant_job(engine, settings, SYNC, tenant.id)  # still backing off: nothing
     assert (await gql.data(tenant.key, LIST))["orders"]["totalCount"] == 2
     # After the backoff it resumes at the page that failed, and catches up to now.
     for _ in range(sync.ROUNDS):
-        async with tenant_transaction(engine, tenant.id) as session, httpx.AsyncClient() as client:
+        async with tenant_transaction(engine, tenant.id) as session, Platforms() as client:
             if not await sync.sync_round(
                 session, vault(settings), client, now=retry_at + timedelta(seconds=1)
             ):

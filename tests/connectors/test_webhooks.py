@@ -54,7 +54,7 @@ async def test_a_signed_delivery_is_stored_once(
             )
         ).all()
     assert [(r.tenant_id, r.key, r.kind, r.payload) for r in stored] == [
-        (tenant.id, "evt-1", "order.updated", {"order": "O-1"})
+        (tenant.id, "evt-1", "order", {"id": "evt-1", "type": "order.updated", "data": {"order": "O-1"}})
     ]
 
 

@@ -17,6 +17,7 @@ from brandloop.connectors import (
     BuyerRecord,
     Capability,
     ConnectorConfig,
+    EventKind,
     Grant,
     LineRecord,
     ListingObservation,
@@ -38,6 +39,7 @@ class ExampleConnector:
     display_name = "Example Market"
     capabilities = frozenset({Capability.ORDERS, Capability.WEBHOOKS})
     config_model = ExampleConfig
+    requests_per_second = 20.0
 
     def authorize_url(self, config: ConnectorConfig, *, redirect_uri: str, state: str) -> str:
         assert isinstance(config, ExampleConfig)
@@ -109,7 +111,8 @@ class ExampleConnector:
 
     def parse_webhook(self, config: ConnectorConfig, body: bytes) -> Sequence[WebhookEvent]:
         event = json.loads(body)
-        return [WebhookEvent(key=event["id"], kind=event["type"], payload=event["data"])]
+        kind = EventKind.ORDER if event["type"] == "order.updated" else EventKind.OTHER
+        return [WebhookEvent(key=event["id"], kind=kind, payload=event)]
 
     @staticmethod
     def _grant(body: dict[str, object]) -> Grant:

@@ -4,14 +4,15 @@ connections with their plain settings. Secrets go in and never come out: only wh
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import strawberry
 from strawberry.scalars import JSON
 
 from brandloop.auth.permissions import Permission
-from brandloop.connections import service
-from brandloop.connections.models import Connection, ConnectionStatus
+from brandloop.connections import service, sync
+from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus
 from brandloop.connections.vault import vault
 from brandloop.connectors import secret_fields
 from brandloop.errors import InvalidInput, Problem
@@ -20,6 +21,7 @@ from brandloop.graphql.errors import UserError, user_errors
 from brandloop.graphql.permissions import Needs
 from brandloop.graphql.relay import Connection as Page
 from brandloop.graphql.relay import Node, global_id, paginate, pk_of
+from brandloop.settings import Settings
 
 ConnectionStatusEnum = strawberry.enum(ConnectionStatus, name="ConnectionStatus")
 
@@ -39,12 +41,29 @@ class ConnectorType:
     config_fields: list[FieldType]
 
 
-@strawberry.type(name="ConnectionSync")
+@strawberry.type(name="ConnectionSync", description="How the connection's orders sync is doing.")
 class SyncType:
     synced_until: datetime = strawberry.field(description="Every change before this is in.")
+    lag_seconds: int = strawberry.field(description="How far behind now `syncedUntil` is.")
     failures: int = strawberry.field(description="Failed attempts in a row; 0 when the last one worked.")
-    retry_at: datetime | None
     last_error: str | None
+    last_success_at: datetime | None
+    records_in: int = strawberry.field(description="Records pulled in so far (re-pulled ones included).")
+    next_run_at: datetime = strawberry.field(
+        description="When it is pulled next: after its backoff, else at the next scheduled sync."
+    )
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint, now: datetime) -> SyncType:
+        return cls(
+            synced_until=checkpoint.synced_until,
+            lag_seconds=max(int((now - checkpoint.synced_until).total_seconds()), 0),
+            failures=checkpoint.failures,
+            last_error=checkpoint.last_error,
+            last_success_at=checkpoint.last_success_at,
+            records_in=checkpoint.records_in,
+            next_run_at=checkpoint.retry_at or next_scheduled_sync(now),
+        )
 
 
 @strawberry.type(name="ChannelConnection")
@@ -55,6 +74,10 @@ class ConnectionType(Node):
     config: JSON = strawberry.field(description="The plain settings; secrets are never returned.")
     secrets_set: list[str] = strawberry.field(description="The secret settings that have a value.")
     authorized_at: datetime | None = strawberry.field(description="When the platform last granted access.")
+    webhook_url: str = strawberry.field(description="Register it with the platform for its push messages.")
+    sync_requested_at: datetime | None = strawberry.field(
+        description="An admin asked to sync now; cleared once it has caught up."
+    )
     created_at: datetime
 
     pk: strawberry.Private[uuid.UUID]
@@ -64,23 +87,13 @@ class ConnectionType(Node):
         ctx = info.context
 
         async def load(ids: list[uuid.UUID]) -> list[SyncType | None]:
-            found = await ctx.run(service.checkpoints_of, ids)
-            return [
-                SyncType(
-                    synced_until=c.synced_until,
-                    failures=c.failures,
-                    retry_at=c.retry_at,
-                    last_error=c.last_error,
-                )
-                if (c := found.get(i)) is not None
-                else None
-                for i in ids
-            ]
+            found, now = await ctx.run(service.checkpoints_of, ids), datetime.now(UTC)
+            return [SyncType.of(c, now) if (c := found.get(i)) is not None else None for i in ids]
 
         return await ctx.loader("connection.sync", load).load(self.pk)
 
     @classmethod
-    def of(cls, row: Connection) -> ConnectionType:
+    def of(cls, row: Connection, settings: Settings) -> ConnectionType:
         return cls(
             id=global_id("ChannelConnection", row.id),
             pk=row.id,
@@ -90,6 +103,8 @@ class ConnectionType(Node):
             config=row.config,
             secrets_set=service.secret_names(row),
             authorized_at=row.authorized_at,
+            webhook_url=service.webhook_url(settings, row.connector, row.id),
+            sync_requested_at=row.sync_requested_at,
             created_at=row.created_at,
         )
 
@@ -126,7 +141,7 @@ class ConnectionQueries:
             max_page_size=ctx.settings.max_page_size,
             fetch=lambda limit, cursor: ctx.run(service.connections_page, limit, cursor),
             count=lambda: ctx.run(service.connections_count),
-            node=ConnectionType.of,
+            node=lambda row: ConnectionType.of(row, ctx.settings),
         )
 
 
@@ -156,12 +171,12 @@ def _settings(value: object) -> dict[str, object]:
 
 
 @strawberry.input
-class AuthorizeConnectionInput:
+class ConnectionIdInput:
     id: strawberry.ID
 
 
 @strawberry.type
-class AuthorizeConnectionPayload:
+class StartAuthorizationPayload:
     url: str | None = strawberry.field(
         description="Open it as the shop's owner; the platform sends you back to /connectors/callback."
     )
@@ -174,17 +189,40 @@ class ConnectionMutations:
         description="The platform's consent page for a connection (valid 15 minutes).",
         extensions=[Needs(Permission.SETTINGS_MANAGE)],
     )
-    async def authorize_connection(
-        self, info: Info, input: AuthorizeConnectionInput
-    ) -> AuthorizeConnectionPayload:
+    async def start_authorization(self, info: Info, input: ConnectionIdInput) -> StartAuthorizationPayload:
         ctx = info.context
         try:
             url = await ctx.run(
                 service.authorize_url, vault(ctx.settings), ctx.settings, pk_of(input.id, "ChannelConnection")
             )
         except InvalidInput as error:
-            return AuthorizeConnectionPayload(url=None, user_errors=user_errors(error))
-        return AuthorizeConnectionPayload(url=url, user_errors=[])
+            return StartAuthorizationPayload(url=None, user_errors=user_errors(error))
+        return StartAuthorizationPayload(url=url, user_errors=[])
+
+    @strawberry.mutation(
+        description="Pull the connection's changes now (within a minute), lifting any backoff.",
+        extensions=[Needs(Permission.SETTINGS_MANAGE)],
+    )
+    async def sync_connection(self, info: Info, input: ConnectionIdInput) -> ConnectionPayload:
+        return await _change(info, sync.request_sync, input.id, actor=info.context.principal.subject)
+
+    @strawberry.mutation(
+        description="Stop pulling and refuse webhooks until enabled again.",
+        extensions=[Needs(Permission.SETTINGS_MANAGE)],
+    )
+    async def disable_connection(self, info: Info, input: ConnectionIdInput) -> ConnectionPayload:
+        return await _change(
+            info, service.set_enabled, input.id, enabled=False, actor=info.context.principal.subject
+        )
+
+    @strawberry.mutation(
+        description="Undo disableConnection: active again if it has been authorized, else pending.",
+        extensions=[Needs(Permission.SETTINGS_MANAGE)],
+    )
+    async def enable_connection(self, info: Info, input: ConnectionIdInput) -> ConnectionPayload:
+        return await _change(
+            info, service.set_enabled, input.id, enabled=True, actor=info.context.principal.subject
+        )
 
     @strawberry.mutation(extensions=[Needs(Permission.SETTINGS_MANAGE)])
     async def create_connection(self, info: Info, input: CreateConnectionInput) -> ConnectionPayload:
@@ -200,7 +238,7 @@ class ConnectionMutations:
             )
         except InvalidInput as error:
             return ConnectionPayload(connection=None, user_errors=user_errors(error))
-        return ConnectionPayload(connection=ConnectionType.of(row), user_errors=[])
+        return ConnectionPayload(connection=ConnectionType.of(row, ctx.settings), user_errors=[])
 
     @strawberry.mutation(extensions=[Needs(Permission.SETTINGS_MANAGE)])
     async def update_connection(self, info: Info, input: UpdateConnectionInput) -> ConnectionPayload:
@@ -215,4 +253,21 @@ class ConnectionMutations:
             )
         except InvalidInput as error:
             return ConnectionPayload(connection=None, user_errors=user_errors(error))
-        return ConnectionPayload(connection=ConnectionType.of(row), user_errors=[])
+        return ConnectionPayload(connection=ConnectionType.of(row, ctx.settings), user_errors=[])
+
+
+async def _change(
+    info: Info, change: Callable[..., Awaitable[Connection]], given_id: strawberry.ID, **options: object
+) -> ConnectionPayload:
+    ctx = info.context
+    try:
+        row = await ctx.mutate(change, pk_of(given_id, "ChannelConnection"), **options)
+    except InvalidInput as error:
+        return ConnectionPayload(connection=None, user_errors=user_errors(error))
+    return ConnectionPayload(connection=ConnectionType.of(row, ctx.settings), user_errors=[])
+
+
+def next_scheduled_sync(now: datetime) -> datetime:
+    """The next run of the job `connections.sync` (every five minutes)."""
+    start = now.replace(second=0, microsecond=0)
+    return start + timedelta(minutes=5 - start.minute % 5)

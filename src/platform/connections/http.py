@@ -13,12 +13,13 @@ from starlette.responses import JSONResponse
 
 from brandloop import responses
 from brandloop.connections import service, webhooks
+from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
+from brandloop.connectors import PlatformError
 from brandloop.db.session import tenant_transaction
 from brandloop.errors import InvalidInput
+from brandloop.observability import WEBHOOK_DELIVERIES
 from brandloop.signing import BadToken
-
-PLATFORM_TIMEOUT = httpx.Timeout(15.0)
 
 
 async def callback(request: Request) -> JSONResponse:
@@ -36,16 +37,13 @@ async def callback(request: Request) -> JSONResponse:
             400, "INVALID_STATE", "This authorization is not valid or has expired: start it again."
         )
     try:
-        async with (
-            tenant_transaction(runtime.engine, tenant_id) as session,
-            httpx.AsyncClient(timeout=PLATFORM_TIMEOUT) as client,
-        ):
+        async with tenant_transaction(runtime.engine, tenant_id) as session, Platforms() as platforms:
             connection = await service.complete_authorization(
-                session, vault(runtime.settings), client, connection_id, code=code, params=params
+                session, vault(runtime.settings), platforms, connection_id, code=code, params=params
             )
     except InvalidInput:
         return responses.error(404, "NOT_FOUND", "The connection no longer exists.")
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, PlatformError) as error:
         return responses.error(
             502, "PLATFORM_ERROR", f"The platform refused the code ({type(error).__name__}): try again."
         )
@@ -55,31 +53,38 @@ async def callback(request: Request) -> JSONResponse:
 MAX_WEBHOOK_BODY = 1_000_000
 REFUSALS = {
     "NOT_FOUND": (404, "No such connection."),
+    "DISABLED": (409, "The connection is disabled in Brandloop."),
     "BAD_SIGNATURE": (401, "The signature does not match."),
     "MALFORMED": (400, "The body is not an event of this platform."),
 }
 
 
 async def webhook(request: Request) -> JSONResponse:
-    runtime = request.app.state.runtime
+    runtime, connector = request.app.state.runtime, request.path_params["connector"]
+    label = connector if connector in service.connectors() else "unknown"  # bounded metric labels
     body = await request.body()
     if len(body) > MAX_WEBHOOK_BODY:
+        WEBHOOK_DELIVERIES.labels(label, "too_large").inc()
         return responses.error(413, "TOO_LARGE", f"At most {MAX_WEBHOOK_BODY} bytes.")
     try:
         connection_id = uuid.UUID(request.path_params["connection"])
     except ValueError:
+        WEBHOOK_DELIVERIES.labels(label, "not_found").inc()
         return responses.error(404, "NOT_FOUND", "No such connection.")
     try:
         stored = await webhooks.receive(
             runtime.engine,
             vault(runtime.settings),
-            connector_key=request.path_params["connector"],
+            connector_key=connector,
             connection_id=connection_id,
-            url=str(request.url),
+            url=service.webhook_url(runtime.settings, connector, connection_id)
+            + (f"?{request.url.query}" if request.url.query else ""),
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
         )
     except webhooks.Refused as refused:
+        WEBHOOK_DELIVERIES.labels(label, refused.code.lower()).inc()
         status, message = REFUSALS[refused.code]
         return responses.error(status, refused.code, message)
+    WEBHOOK_DELIVERIES.labels(label, "accepted").inc()
     return JSONResponse({"received": True, "new": stored})

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, LargeBinary, String
+from sqlalchemy import BigInteger, DateTime, LargeBinary, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,7 +18,10 @@ class ConnectionStatus(enum.StrEnum):
     PENDING = "pending"
     """Configured; the platform's authorization is still to be granted."""
     ACTIVE = "active"
-    PAUSED = "paused"
+    DISABLED = "disabled"
+    """Turned off by an admin: nothing is pulled and webhooks are refused."""
+    REVOKED = "revoked"
+    """The platform no longer accepts the grant: authorize again."""
 
 
 class Connection(Base):
@@ -39,6 +42,8 @@ class Connection(Base):
     grant_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     authorized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16))
+    sync_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """An admin asked to sync now; cleared when the connection has caught up."""
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
 
@@ -70,6 +75,11 @@ class Checkpoint(Base):
     synced_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     cursor: Mapped[str | None] = mapped_column(String(1000))
     failures: Mapped[int] = mapped_column(default=0)
+    window_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The end of the window `cursor` pages through."""
     retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(500))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    records_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Records pulled in so far (re-pulled ones included)."""
     updated_at: Mapped[datetime] = created_at_column()

@@ -16,14 +16,23 @@ import structlog
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from brandloop.audit import service as audit
 from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus
+from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import Vault
-from brandloop.connectors import Connector, ConnectorConfig, Grant, discover, secret_fields
+from brandloop.connectors import (
+    AuthorizationRevoked,
+    Connector,
+    ConnectorConfig,
+    Grant,
+    PlatformError,
+    discover,
+    secret_fields,
+)
 from brandloop.db.base import keyset_page, uuid7
-from brandloop.db.session import current_tenant
+from brandloop.db.session import current_tenant, engine_of, tenant_transaction
 from brandloop.errors import InvalidInput, Problem
 from brandloop.settings import Settings
 from brandloop.signing import BadToken, sign, signing_key, verify
@@ -176,6 +185,11 @@ def callback_url(settings: Settings) -> str:
     return f"{settings.public_url.rstrip('/')}{CALLBACK_PATH}"
 
 
+def webhook_url(settings: Settings, connector_key: str, connection_id: uuid.UUID) -> str:
+    """Where a platform delivers a connection's webhooks (register it with the platform)."""
+    return f"{settings.public_url.rstrip('/')}/webhooks/{connector_key}/{connection_id}"
+
+
 async def authorize_url(
     session: AsyncSession, vault: Vault, settings: Settings, connection_id: uuid.UUID
 ) -> str:
@@ -211,7 +225,7 @@ def read_state(settings: Settings, state: str) -> tuple[uuid.UUID, uuid.UUID]:
 async def complete_authorization(
     session: AsyncSession,
     vault: Vault,
-    client: httpx.AsyncClient,
+    platforms: Platforms,
     connection_id: uuid.UUID,
     *,
     code: str,
@@ -220,7 +234,9 @@ async def complete_authorization(
     """Exchange the platform's code for a grant, seal it, and make the connection active."""
     connection = await get_connection(session, connection_id, lock=True)
     plugin = connector(connection.connector)
-    grant = await plugin.exchange_code(client, configuration(vault, connection), code=code, params=params)
+    grant = await plugin.exchange_code(
+        platforms.client(connection.id, plugin), configuration(vault, connection), code=code, params=params
+    )
     _seal_grant(vault, connection, grant)
     connection.authorized_at = datetime.now(UTC)
     connection.status = ConnectionStatus.ACTIVE.value
@@ -230,6 +246,39 @@ async def complete_authorization(
         target_id=connection.id,
     )  # fmt: skip
     return connection
+
+
+async def set_enabled(
+    session: AsyncSession, connection_id: uuid.UUID, *, enabled: bool, actor: str
+) -> Connection:
+    """Turn a connection off (nothing is pulled, webhooks are refused) or on again; on again is
+    active only if it has a grant."""
+    connection = await get_connection(session, connection_id, lock=True)
+    if enabled and connection.status == ConnectionStatus.DISABLED:
+        connection.status = (
+            ConnectionStatus.ACTIVE if connection.grant_sealed is not None else ConnectionStatus.PENDING
+        ).value
+    elif not enabled:
+        connection.status = ConnectionStatus.DISABLED.value
+    connection.updated_at = datetime.now(UTC)
+    await session.flush()
+    await audit.record(
+        session, actor=actor, action="connection.enable" if enabled else "connection.disable",
+        target_type="Connection", target_id=connection.id, after={"status": connection.status},
+    )  # fmt: skip
+    return connection
+
+
+async def revoke(session: AsyncSession, connection: Connection, reason: str) -> None:
+    """The platform no longer accepts the grant: stop until an admin authorizes again."""
+    connection.status = ConnectionStatus.REVOKED.value
+    connection.updated_at = datetime.now(UTC)
+    await session.flush()
+    log.warning("connection revoked", connection=str(connection.id), reason=reason[:200])
+    await audit.record(
+        session, actor=f"connector:{connection.connector}", action="connection.revoked",
+        target_type="Connection", target_id=connection.id, after={"reason": reason[:200]},
+    )  # fmt: skip
 
 
 REFRESH_AHEAD = timedelta(hours=1)
@@ -262,39 +311,59 @@ def _seal_grant(vault: Vault, connection: Connection, grant: Grant) -> None:
     connection.updated_at = datetime.now(UTC)
 
 
+async def refresh_grant(
+    engine: AsyncEngine, vault: Vault, platforms: Platforms, tenant_id: uuid.UUID, connection_id: uuid.UUID
+) -> bool:
+    """Refresh one connection's grant in a transaction of its own, committed at once: some
+    platforms (Shopee) take each refresh token once, so the newest must never be lost with a
+    larger transaction. The row is locked, so concurrent workers refresh it once; a refusal for
+    good revokes the connection. True when a new grant is stored."""
+    async with tenant_transaction(engine, tenant_id) as session:
+        connection = await session.scalar(
+            select(Connection)
+            .where(Connection.id == connection_id, Connection.status == ConnectionStatus.ACTIVE)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        if connection is None:
+            return False
+        plugin = connector(connection.connector)
+        try:
+            grant = await plugin.refresh(
+                platforms.client(connection.id, plugin),
+                configuration(vault, connection),
+                grant_of(vault, connection),
+            )
+        except AuthorizationRevoked as error:
+            await revoke(session, connection, str(error))
+            return False
+        except (httpx.HTTPError, PlatformError) as error:
+            log.warning("grant refresh failed", connection=str(connection.id), error=type(error).__name__)
+            return False
+        _seal_grant(vault, connection, grant)
+        await session.flush()
+        return True
+
+
 async def refresh_grants(
     session: AsyncSession,
     vault: Vault,
-    client: httpx.AsyncClient,
+    platforms: Platforms,
     *,
     now: datetime | None = None,
     limit: int = 100,
 ) -> int:
     """Refresh the grants of active connections that expire within REFRESH_AHEAD (the job
-    `connections.refresh_grants`); each connection is locked, so two workers refresh it once.
-    A refresh the platform refuses is logged and retried at the next run. Returns how many."""
+    `connections.refresh_grants`), each in its own transaction; a refusal is logged and retried
+    at the next run. Returns how many were refreshed."""
     due = (now or datetime.now(UTC)) + REFRESH_AHEAD
-    rows = await session.scalars(
-        select(Connection)
+    rows = await session.execute(
+        select(Connection.tenant_id, Connection.id)
         .where(Connection.status == ConnectionStatus.ACTIVE, Connection.grant_expires_at < due)
         .order_by(Connection.grant_expires_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
-    refreshed = 0
-    for connection in rows:
-        plugin = connector(connection.connector)
-        try:
-            grant = await plugin.refresh(
-                client, configuration(vault, connection), grant_of(vault, connection)
-            )
-        except httpx.HTTPError as error:
-            log.warning("grant refresh failed", connection=str(connection.id), error=type(error).__name__)
-            continue
-        _seal_grant(vault, connection, grant)
-        refreshed += 1
-    await session.flush()
-    return refreshed
+    engine = engine_of(session)
+    return sum([await refresh_grant(engine, vault, platforms, t, c) for t, c in rows.all()])
 
 
 async def checkpoints_of(

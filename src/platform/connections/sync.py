@@ -3,26 +3,46 @@
 Each page is ingested and the checkpoint moved past it in one transaction, so a worker killed at
 any point resumes at the first page not stored, and a page fetched twice changes nothing (orders
 are upserted by channel and id, newer versions only). The checkpoint row is locked (SKIP LOCKED):
-two workers never pull the same connection at once. Windows are at most a day; a first sync
-starts `INITIAL_DAYS` back. A failure is recorded on the checkpoint and retried with exponential
-backoff (one minute, doubling, at most an hour).
+two workers never pull the same connection at once. Windows are at most a day and start
+`OVERLAP` before the last one ended, for changes the platform indexes late; a first sync starts
+`INITIAL_DAYS` back. An expired access token is refreshed once and the page retried; a revoked
+grant stops the connection until it is authorized again; any other failure is recorded on the
+checkpoint and retried after an exponential backoff with jitter (one minute, doubling, at most an
+hour), or after the platform's own Retry-After.
 """
 
 from __future__ import annotations
 
+import random
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
+from brandloop.audit import service as audit
 from brandloop.connections import service
-from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus
+from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus, WebhookEvent
+from brandloop.connections.platforms import Platforms, retry_after
 from brandloop.connections.vault import Vault
-from brandloop.connectors import Capability, OrderRecord, TimeWindow
-from brandloop.errors import InvalidInput
+from brandloop.connectors import (
+    AuthorizationRevoked,
+    Capability,
+    Connector,
+    EventKind,
+    OrderRecord,
+    Page,
+    PlatformError,
+    RateLimited,
+    TimeWindow,
+    TokenExpired,
+)
+from brandloop.db.session import current_tenant, engine_of
+from brandloop.errors import InvalidInput, Problem
 from brandloop.orders import service as orders
 
 log = structlog.get_logger("brandloop.sync")
@@ -30,6 +50,7 @@ log = structlog.get_logger("brandloop.sync")
 ORDERS = "orders"
 INITIAL_DAYS = 30
 WINDOW = timedelta(days=1)
+OVERLAP = timedelta(minutes=10)
 ROUNDS = 50
 """Pages per connection per run of the job: one connection cannot hold a worker for long."""
 BACKOFF = timedelta(minutes=1)
@@ -79,6 +100,7 @@ async def _checkpoint(session: AsyncSession, connection: Connection, now: dateti
             resource=ORDERS,
             synced_until=now - timedelta(days=INITIAL_DAYS),
             failures=0,
+            records_in=0,
         )
         .on_conflict_do_nothing()
     )
@@ -90,30 +112,73 @@ async def _checkpoint(session: AsyncSession, connection: Connection, now: dateti
     )
 
 
+def _failed(checkpoint: Checkpoint, error: Exception, now: datetime) -> None:
+    """Record a failure and when to try again: after the platform's Retry-After when it gave one,
+    else an exponential backoff with jitter (so connections that failed together spread out)."""
+    checkpoint.failures += 1
+    wait = None
+    if isinstance(error, RateLimited):
+        wait = error.retry_after
+    elif isinstance(error, httpx.HTTPStatusError):
+        wait = retry_after(error.response, now)
+    if wait is not None:
+        delay = timedelta(seconds=wait)
+    else:
+        delay = min(BACKOFF * 2 ** (checkpoint.failures - 1), MAX_BACKOFF) * random.uniform(0.5, 1.0)  # noqa: S311
+    checkpoint.retry_at = now + delay
+    checkpoint.last_error = f"{type(error).__name__}: {error}"[:500]
+    checkpoint.updated_at = datetime.now(UTC)
+
+
+async def _fetch(
+    session: AsyncSession,
+    vault: Vault,
+    platforms: Platforms,
+    plugin: Connector,
+    connection: Connection,
+    window: TimeWindow,
+    cursor: str | None,
+) -> Page[OrderRecord]:
+    """One page; an access token refused as expired is refreshed (committed on its own) and the
+    page asked for once more."""
+    client = platforms.client(connection.id, plugin)
+    config = service.configuration(vault, connection)
+    try:
+        return await plugin.fetch_orders(client, config, service.grant_of(vault, connection), window, cursor)
+    except TokenExpired:
+        refreshed = await service.refresh_grant(
+            engine_of(session), vault, platforms, connection.tenant_id, connection.id
+        )
+        if not refreshed:
+            raise
+        await session.refresh(connection)
+        if connection.status != ConnectionStatus.ACTIVE:
+            raise AuthorizationRevoked("the grant could not be refreshed") from None
+        return await plugin.fetch_orders(client, config, service.grant_of(vault, connection), window, cursor)
+
+
 async def sync_page(
-    session: AsyncSession, vault: Vault, client: httpx.AsyncClient, connection: Connection, *, now: datetime
+    session: AsyncSession, vault: Vault, platforms: Platforms, connection: Connection, *, now: datetime
 ) -> bool:
     """Pull one page of the connection's changed orders and move its checkpoint past it, in the
     caller's transaction; True when there is more to pull now."""
     checkpoint = await _checkpoint(session, connection, now)
-    if checkpoint is None or checkpoint.synced_until >= now:
+    if checkpoint is None or (checkpoint.cursor is None and checkpoint.synced_until >= now):
         return False
     if checkpoint.retry_at is not None and checkpoint.retry_at > now:
         return False
     plugin = service.connector(connection.connector)
-    window = TimeWindow(checkpoint.synced_until, min(checkpoint.synced_until + WINDOW, now))
+    if checkpoint.cursor is None or checkpoint.window_until is None:
+        checkpoint.window_until = min(checkpoint.synced_until + WINDOW, now)
+    window = TimeWindow(checkpoint.synced_until - OVERLAP, checkpoint.window_until)
     try:
-        page = await plugin.fetch_orders(
-            client,
-            service.configuration(vault, connection),
-            service.grant_of(vault, connection),
-            window,
-            checkpoint.cursor,
-        )
-    except httpx.HTTPError as error:
-        checkpoint.failures += 1
-        checkpoint.retry_at = now + min(BACKOFF * 2 ** (checkpoint.failures - 1), MAX_BACKOFF)
-        checkpoint.last_error = f"{type(error).__name__}: {error}"[:500]
+        page = await _fetch(session, vault, platforms, plugin, connection, window, checkpoint.cursor)
+    except AuthorizationRevoked as error:
+        _failed(checkpoint, error, now)
+        await service.revoke(session, connection, str(error))
+        return False
+    except (httpx.HTTPError, PlatformError) as error:
+        _failed(checkpoint, error, now)
         log.warning("sync failed", connection=str(connection.id), failures=checkpoint.failures)
         return False
     valid = []
@@ -127,23 +192,89 @@ async def sync_page(
     if valid:
         await orders.ingest(session, valid)
     if page.next_cursor is None:
-        checkpoint.synced_until, checkpoint.cursor = window.until, None
+        checkpoint.synced_until, checkpoint.cursor, checkpoint.window_until = window.until, None, None
     else:
         checkpoint.cursor = page.next_cursor
     checkpoint.failures, checkpoint.retry_at, checkpoint.last_error = 0, None, None
-    checkpoint.updated_at = datetime.now(UTC)
+    checkpoint.records_in += len(page.records)
+    checkpoint.last_success_at = checkpoint.updated_at = datetime.now(UTC)
     await session.flush()
-    return checkpoint.synced_until < now
+    return checkpoint.cursor is not None or checkpoint.synced_until < now
 
 
-async def sync_round(session: AsyncSession, vault: Vault, client: httpx.AsyncClient, *, now: datetime) -> int:
+async def sync_round(session: AsyncSession, vault: Vault, platforms: Platforms, *, now: datetime) -> int:
     """One page for every active connection that pulls orders; returns how many have more."""
     more = 0
-    for connection in await active_order_connections(session):
-        more += await sync_page(session, vault, client, connection, now=now)
+    for connection in await _active(session):
+        more += await sync_page(session, vault, platforms, connection, now=now)
     return more
 
 
-async def active_order_connections(session: AsyncSession) -> list[Connection]:
-    rows = await session.scalars(select(Connection).where(Connection.status == ConnectionStatus.ACTIVE))
+async def catch_up_round(session: AsyncSession, vault: Vault, platforms: Platforms, *, now: datetime) -> int:
+    """One page for every active connection with webhook events to follow or a "sync now"
+    request (the job `connections.catch_up`); a connection that has caught up has its events
+    marked processed and its request cleared. Returns how many have more."""
+    await _follow_revocations(session)
+    pending = exists().where(WebhookEvent.connection_id == Connection.id, WebhookEvent.processed_at.is_(None))
+    more = 0
+    for connection in await _active(session, or_(Connection.sync_requested_at.is_not(None), pending)):
+        if await sync_page(session, vault, platforms, connection, now=now):
+            more += 1
+            continue
+        checkpoint = await session.get(Checkpoint, (connection.tenant_id, connection.id, ORDERS))
+        if checkpoint is None or checkpoint.cursor is not None or checkpoint.synced_until < now:
+            continue  # failing or backing off: the events wait
+        await session.execute(
+            update(WebhookEvent)
+            .where(
+                WebhookEvent.connection_id == connection.id,
+                WebhookEvent.processed_at.is_(None),
+                WebhookEvent.received_at < checkpoint.synced_until,
+            )
+            .values(processed_at=now)
+        )
+        connection.sync_requested_at = None
+    await session.flush()
+    return more
+
+
+async def _follow_revocations(session: AsyncSession) -> None:
+    """A shop that withdrew its grant: the connection stops until authorized again."""
+    rows = await session.execute(
+        select(WebhookEvent, Connection)
+        .join(Connection, Connection.id == WebhookEvent.connection_id)
+        .where(WebhookEvent.processed_at.is_(None), WebhookEvent.kind == EventKind.AUTHORIZATION_REVOKED)
+    )
+    for event, connection in rows.tuples():
+        if connection.status == ConnectionStatus.ACTIVE:
+            await service.revoke(session, connection, "the shop withdrew its authorization")
+        event.processed_at = datetime.now(UTC)
+
+
+async def _active(session: AsyncSession, *where: ColumnElement[bool]) -> list[Connection]:
+    rows = await session.scalars(
+        select(Connection).where(Connection.status == ConnectionStatus.ACTIVE, *where).order_by(Connection.id)
+    )
     return [c for c in rows if Capability.ORDERS in service.connector(c.connector).capabilities]
+
+
+async def request_sync(session: AsyncSession, connection_id: uuid.UUID, *, actor: str) -> Connection:
+    """An admin's "sync now": the backoff is lifted and the catch-up job pulls it within a minute."""
+    connection = await service.get_connection(session, connection_id, lock=True)
+    if connection.status != ConnectionStatus.ACTIVE:
+        raise InvalidInput(
+            Problem(
+                "id", "NOT_ACTIVE", f"The connection is {connection.status}: authorize or enable it first."
+            )
+        )
+    connection.sync_requested_at = datetime.now(UTC)
+    await session.execute(
+        update(Checkpoint)
+        .where(Checkpoint.tenant_id == current_tenant(session), Checkpoint.connection_id == connection_id)
+        .values(retry_at=None)
+    )
+    await session.flush()
+    await audit.record(
+        session, actor=actor, action="connection.sync", target_type="Connection", target_id=connection.id
+    )
+    return connection

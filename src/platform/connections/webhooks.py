@@ -3,7 +3,7 @@
 The connection is found before its tenant is known through a policy that shows one row by id
 (as API keys are found by prefix); its tenant is then entered, the connector checks the
 platform's signature, and only then are the events believed: stored once each by their key, so a
-re-delivery stores nothing new. Processing them is the sync engine's (a job).
+re-delivery stores nothing new. The job `connections.catch_up` follows them within a minute.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop.connections import service
-from brandloop.connections.models import Connection, WebhookEvent
+from brandloop.connections.models import Connection, ConnectionStatus, WebhookEvent
 from brandloop.connections.vault import Vault
+from brandloop.connectors import EventKind
 from brandloop.db.base import uuid7
 from brandloop.db.session import APP_ROLE, entered_tenant, new_session
 
@@ -35,7 +36,8 @@ _ENTER = text(
 
 
 class Refused(Exception):
-    """Why a delivery is not accepted: NOT_FOUND, BAD_SIGNATURE, MALFORMED."""
+    """Why a delivery is not accepted: NOT_FOUND, DISABLED, BAD_SIGNATURE (forged or stale),
+    MALFORMED."""
 
     def __init__(self, code: str) -> None:
         super().__init__(code)
@@ -62,6 +64,8 @@ async def receive(
         entered_tenant(session, found.tenant_id)
         connection = await session.get(Connection, (found.tenant_id, connection_id))
         assert connection is not None
+        if connection.status == ConnectionStatus.DISABLED:
+            raise Refused("DISABLED")
         plugin = service.connector(connection.connector)
         config = service.configuration(vault, connection)
         if not plugin.verify_webhook(config, url=url, headers=headers, body=body):
@@ -78,7 +82,7 @@ async def receive(
                 "id": uuid7(),
                 "connection_id": connection_id,
                 "key": e.key[:200],
-                "kind": e.kind[:100],
+                "kind": str(EventKind(e.kind)),
                 "payload": dict(e.payload),
             }
             for e in events

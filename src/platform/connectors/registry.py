@@ -45,4 +45,7 @@ def _problem(connector: object) -> str | None:
         return "declares no capabilities, or unknown ones"
     if not (isinstance(connector.config_model, type) and issubclass(connector.config_model, ConnectorConfig)):
         return "its config_model must subclass ConnectorConfig"
+    rate = connector.requests_per_second
+    if not isinstance(rate, int | float) or not 0 < rate <= 1000:
+        return "its requests_per_second must be a number above 0 (the platform's quota per shop)"
     return None

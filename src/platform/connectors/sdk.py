@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 T = TypeVar("T")
 
 
+WEBHOOK_FRESHNESS = 3600
+"""Seconds a dated webhook delivery stays acceptable: longer than platforms retry, short enough
+that a captured delivery cannot be replayed later."""
+
+
 class Capability(enum.StrEnum):
     ORDERS = "orders"
     CUSTOMERS = "customers"
@@ -126,12 +131,45 @@ class Page(Generic[T]):
     """Pass it back to get the next page of the same window; None when the window is done."""
 
 
+class EventKind(enum.StrEnum):
+    ORDER = "order"
+    """An order changed: the platform pulls the connection's changes soon after."""
+    AUTHORIZATION_REVOKED = "authorization_revoked"
+    """The shop withdrew its grant: the connection waits for its admin to authorize again."""
+    OTHER = "other"
+    """Stored, nothing done with it yet."""
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookEvent:
     key: str
     """Unique per event on the platform: a re-delivery carries the same key."""
-    kind: str
+    kind: EventKind
     payload: Mapping[str, Any]
+    """The platform's event as delivered (its own type name included)."""
+
+
+class PlatformError(Exception):
+    """The platform refused or failed a request; the platform retries later with backoff.
+    (httpx's own errors, from `raise_for_status()` or a timeout, are treated the same way.)"""
+
+
+class RateLimited(PlatformError):
+    """The platform asks to slow down; `retry_after` seconds when it says how long."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TokenExpired(PlatformError):
+    """The access token was refused as expired or invalid: the platform refreshes the grant and
+    retries once."""
+
+
+class AuthorizationRevoked(PlatformError):
+    """The grant no longer works (revoked by the shop, refresh token used up or expired): the
+    connection waits for its admin to authorize again instead of retrying."""
 
 
 @runtime_checkable
@@ -144,6 +182,9 @@ class Connector(Protocol):
     display_name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
     config_model: ClassVar[type[ConnectorConfig]]
+    requests_per_second: ClassVar[float]
+    """The platform's documented quota for one shop: the platform paces each connection's
+    requests to it."""
 
     def authorize_url(self, config: ConnectorConfig, *, redirect_uri: str, state: str) -> str:
         """Where to send the tenant's admin to grant access."""
@@ -180,7 +221,9 @@ class Connector(Protocol):
     def verify_webhook(
         self, config: ConnectorConfig, *, url: str, headers: Mapping[str, str], body: bytes
     ) -> bool:
-        """Whether the platform signed this delivery (checked before anything is believed)."""
+        """Whether the platform signed this delivery over the raw body (a constant-time compare),
+        and, where the platform dates it, whether it is fresh (`WEBHOOK_FRESHNESS`). Checked before
+        anything is believed; `url` is the address registered with the platform."""
         ...
 
     def parse_webhook(self, config: ConnectorConfig, body: bytes) -> Sequence[WebhookEvent]: ...

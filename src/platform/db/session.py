@@ -46,6 +46,12 @@ async def enter_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     session.info["tenant_id"] = tenant_id
 
 
+def engine_of(session: AsyncSession) -> AsyncEngine:
+    """The engine a job's session runs on, for work that must commit on its own."""
+    assert isinstance(session.bind, AsyncEngine)
+    return session.bind
+
+
 def entered_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """Record the tenant a database function entered the transaction for (as enter_tenant does)."""
     session.info["tenant_id"] = tenant_id

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-import httpx
 import structlog
 from pgqueuer import PgQueuer
 from pgqueuer.models import Job, Schedule
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from brandloop.connections import service as connections
 from brandloop.connections import sync
-from brandloop.connections.http import PLATFORM_TIMEOUT
+from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
 from brandloop.customers import segments
 from brandloop.db.session import platform_transaction, tenant_transaction
@@ -70,21 +69,33 @@ JOBS = [
     TenantJob(
         "connections.sync",
         "*/5 * * * *",
-        lambda settings, s: _sync(settings, s),
+        lambda settings, s: _platforms(settings, s, sync.sync_round),
+        more=lambda pending: pending > 0,
+        rounds=sync.ROUNDS,
+    ),
+    # Connections with webhook events to follow or an admin's "sync now".
+    TenantJob(
+        "connections.catch_up",
+        "* * * * *",
+        lambda settings, s: _platforms(settings, s, sync.catch_up_round),
         more=lambda pending: pending > 0,
         rounds=sync.ROUNDS,
     ),
 ]
 
 
-async def _sync(settings: Settings, session: AsyncSession) -> int:
-    async with httpx.AsyncClient(timeout=PLATFORM_TIMEOUT) as client:
-        return await sync.sync_round(session, vault(settings), client, now=datetime.now(UTC))
+async def _platforms(
+    settings: Settings,
+    session: AsyncSession,
+    work: Callable[..., Awaitable[int]],
+) -> int:
+    async with Platforms() as platforms:
+        return await work(session, vault(settings), platforms, now=datetime.now(UTC))
 
 
 async def _refresh_grants(settings: Settings, session: AsyncSession) -> int:
-    async with httpx.AsyncClient(timeout=PLATFORM_TIMEOUT) as client:
-        return await connections.refresh_grants(session, vault(settings), client, limit=BATCH)
+    async with Platforms() as platforms:
+        return await connections.refresh_grants(session, vault(settings), platforms, limit=BATCH)
 
 
 async def _whole(done: Awaitable[int]) -> int:

@@ -1,0 +1,129 @@
+"""The HTTP clients connectors call their platforms with, one per connection.
+
+Every request of a connection is paced to its connector's documented quota (a leaky bucket from
+aiolimiter) and retried where the platform says so: a 429 after its Retry-After, a 5xx or a
+timeout with exponential backoff and jitter (stamina). What still fails after the attempts
+reaches the connector as the last response (or error), and the sync engine backs off for
+minutes. Only one worker pulls a connection at a time (its checkpoint is locked), so pacing in
+that worker paces the connection.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+import stamina
+from aiolimiter import AsyncLimiter
+
+from brandloop.connectors import Connector
+
+TIMEOUT = httpx.Timeout(15.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 4
+    wait_initial: float = 0.5
+    wait_max: float = 8.0
+    longest_retry_after: float = 30.0
+    """A Retry-After longer than this is not waited for in the request: the sync engine
+    schedules the connection's next try after it instead."""
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
+    """The seconds a response's Retry-After asks for (either form), if it says."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+class _Retryable(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class PacedTransport(httpx.AsyncBaseTransport):
+    """A connection's requests through a shared transport: paced, and retried as the platform
+    asks."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limiter: AsyncLimiter, policy: RetryPolicy) -> None:
+        self._inner, self._limiter, self._policy = inner, limiter, policy
+
+    def _backoff(self, error: Exception) -> bool | float:
+        if isinstance(error, _Retryable):
+            wait = retry_after(error.response)
+            if wait is None:
+                return True
+            return wait if wait <= self._policy.longest_retry_after else False
+        return isinstance(error, httpx.TransportError)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        policy = self._policy
+        try:
+            async for attempt in stamina.retry_context(
+                on=self._backoff,
+                attempts=policy.attempts,
+                timeout=None,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_initial,
+            ):
+                with attempt:
+                    async with self._limiter:
+                        response = await self._inner.handle_async_request(request)
+                    if response.status_code == 429 or response.status_code >= 500:
+                        await response.aread()
+                        raise _Retryable(response)
+                    return response
+        except _Retryable as gave_up:
+            return gave_up.response
+        raise AssertionError("unreachable: stamina raises or the block returns")
+
+    async def aclose(self) -> None:
+        """The shared transport is closed by its owner (Platforms)."""
+
+
+@dataclass
+class Platforms:
+    """The clients of one worker's run: one connection pool, a paced client per connection."""
+
+    policy: RetryPolicy = field(default_factory=lambda: DEFAULT_POLICY)
+    transport: httpx.AsyncBaseTransport = field(default_factory=httpx.AsyncHTTPTransport)
+    _clients: dict[uuid.UUID, httpx.AsyncClient] = field(default_factory=dict)
+
+    def client(self, connection_id: uuid.UUID, connector: Connector) -> httpx.AsyncClient:
+        if connection_id not in self._clients:
+            rate = connector.requests_per_second
+            # A bucket holds at least one request: a quota under one a second is one per 1/rate s.
+            limiter = AsyncLimiter(max(rate, 1), max(rate, 1) / rate)
+            self._clients[connection_id] = httpx.AsyncClient(
+                transport=PacedTransport(self.transport, limiter, self.policy), timeout=TIMEOUT
+            )
+        return self._clients[connection_id]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+        await self.transport.aclose()
+
+    async def __aenter__(self) -> Platforms:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
