@@ -2,7 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp
+
+from brandloop.connections import sync
+from brandloop.connections.models import Checkpoint
+from brandloop.connections.platforms import Platforms
+from brandloop.connections.vault import vault
+from brandloop.db.session import tenant_transaction
+from brandloop.settings import Settings
 from support import GraphQLClient, Tenant
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp) -> AsyncIterator[str]:
+    """The app served by uvicorn on loopback, for as long as the block runs; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 (uvicorn.Server offers a flag, not an event)
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
 
 ORDERS: list[dict[str, object]] = []
 """What the example platform stand-in (tests/connectors/conftest.py) lists, two a page."""
@@ -27,3 +68,54 @@ async def create(gql: GraphQLClient, tenant: Tenant, **given: object) -> dict[st
         },
     )
     return dict(data["createConnection"])
+
+
+START = """mutation($id: ID!) { startAuthorization(input: {id: $id}) { url userErrors { code } } }"""
+
+
+async def authorize_through(
+    gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant, connection_id: str, **redirect: str
+) -> httpx.Response:
+    """Start the connection's authorization, consent on the platform's stand-in (it redirects
+    with a code), and come back through Brandloop's callback; `redirect` is where the stand-in
+    sends the seller when the platform takes the redirect from the app's settings."""
+    url = (await gql.data(tenant.key, START, {"id": connection_id}))["startAuthorization"]["url"]
+    async with httpx.AsyncClient() as seller:
+        consent = await seller.get(httpx.URL(url).copy_merge_params(redirect))
+    assert consent.status_code == 302, consent.text
+    back = httpx.URL(consent.headers["location"])
+    return await client.get("/connectors/callback", params=dict(back.params))
+
+
+async def drain(
+    engine: AsyncEngine, settings: Settings, tenant_id: uuid.UUID, connection_id: uuid.UUID, rounds: int = 400
+) -> Checkpoint:
+    """Sync rounds until the connection has caught up, jumping the clock past any backoff."""
+    now = datetime.now(UTC)
+    for _ in range(rounds):
+        async with tenant_transaction(engine, tenant_id) as session, Platforms() as platforms:
+            more = await sync.sync_round(session, vault(settings), platforms, now=now)
+            checkpoint = await session.get(Checkpoint, (tenant_id, connection_id, sync.ORDERS))
+        assert checkpoint is not None
+        if more:
+            continue
+        if checkpoint.retry_at is None and checkpoint.cursor is None and checkpoint.synced_until >= now:
+            return checkpoint
+        if checkpoint.retry_at is not None:
+            now = max(now, checkpoint.retry_at) + timedelta(seconds=1)
+    raise AssertionError(f"not caught up after {rounds} rounds: {checkpoint.last_error}")
+
+
+async def stored_orders(engine: AsyncEngine, tenant_id: uuid.UUID, channel: str) -> list[tuple[object, ...]]:
+    """The tenant's orders of a channel, comparable across tenants."""
+    async with tenant_transaction(engine, tenant_id) as session:
+        rows = await session.execute(
+            text(
+                "SELECT o.external_id, o.status, o.currency, o.total, o.placed_at, o.source_updated_at,"
+                " (SELECT count(*) FROM order_lines l WHERE l.order_id = o.id) AS lines,"
+                " (SELECT count(*) FROM customer_identities i WHERE i.customer_id = o.customer_id) AS identities"
+                " FROM orders o WHERE o.channel = :channel ORDER BY o.external_id"
+            ),
+            {"channel": channel},
+        )
+        return [tuple(r) for r in rows]

@@ -70,6 +70,9 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # The embedded server narrates every pg_ctl call at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # httpx logs every request's URL at INFO, and some platforms put tokens in the query string.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class OperationMetrics(SchemaExtension):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-import uvicorn
-from connections_support import FAILURES, ORDERS
+from connections_support import FAILURES, ORDERS, serving
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -21,6 +20,7 @@ from starlette.routing import Route
 
 from brandloop.connections import platforms, service
 from brandloop.connections.platforms import RetryPolicy
+from brandloop.observability import configure_logging
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "example_connector"
 
@@ -64,12 +64,6 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def market() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
     """The example platform served on loopback (tokens, and the orders in `ORDERS`, two a page,
@@ -109,18 +103,24 @@ async def market() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
             {"access_token": "at-789", "refresh_token": "rt-000", "expires_at": "2027-01-01T00:00:00+00:00"}
         )
 
-    port = free_port()
     routes = [
         Route("/token", token, methods=["POST"]),
         Route("/token/refresh", refresh, methods=["POST"]),
         Route("/orders", listing),
     ]
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 (uvicorn.Server offers a flag, not an event)
-        await asyncio.sleep(0.01)
+    async with serving(Starlette(routes=routes)) as url:
+        yield url, seen
+
+
+@pytest.fixture
+def every_log_line(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Logging as production configures it, at DEBUG; returns everything logged or printed."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("DEBUG", json=True)
+    caplog.set_level(logging.DEBUG)
     try:
-        yield f"http://127.0.0.1:{port}", seen
+        yield lambda: caplog.text + "".join(capfd.readouterr())
     finally:
-        server.should_exit = True
-        await task
+        root.handlers[:] = handlers
+        root.setLevel(level)

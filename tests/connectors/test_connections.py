@@ -31,7 +31,17 @@ async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClien
     data = await gql.data(
         tenant.key, "{ connectors { key displayName capabilities configFields { name secret required } } }"
     )
-    assert data["connectors"] == [
+    by_key = {c["key"]: c for c in data["connectors"]}
+    assert sorted(by_key) == ["example", "shopee", "tiktok_shop"]  # built-in plugins, found the same way
+    assert by_key["shopee"]["configFields"] == [
+        {"name": "partner_id", "secret": False, "required": True},
+        {"name": "partner_key", "secret": True, "required": True},
+        {"name": "shop_id", "secret": False, "required": False},
+        {"name": "push_partner_key", "secret": True, "required": False},
+        {"name": "api_base_url", "secret": False, "required": False},
+    ]
+    assert [f["name"] for f in by_key["tiktok_shop"]["configFields"] if f["secret"]] == ["app_secret"]
+    assert [by_key["example"]] == [
         {
             "key": "example",
             "displayName": "Example Market",

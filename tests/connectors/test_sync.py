@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 from connections_support import FAILURES, ORDERS, create
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,13 +15,14 @@ from brandloop.connections.models import Checkpoint, Connection
 from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
 from brandloop.db.session import tenant_transaction
-from brandloop.graphql.relay import pk_of
+from brandloop.graphql.relay import global_id, pk_of
 from brandloop.jobs import worker
 from brandloop.settings import Settings
 from support import GraphQLClient, Tenant
 
 NOW = datetime.now(UTC)
 SYNC = next(job for job in worker.JOBS if job.name == "connections.sync")
+CATCH_UP = next(job for job in worker.JOBS if job.name == "connections.catch_up")
 LIST = '{ orders(first: 50, filter: {channel: "example"}) { totalCount edges { node { externalId customer { id } } } } }'
 
 
@@ -93,3 +95,52 @@ async def test_orders_flow_in_exactly_once_through_a_failure(
     async with tenant_transaction(engine, tenant.id) as session:
         checkpoint = await session.get(Checkpoint, (tenant.id, connection.id, sync.ORDERS))
         assert checkpoint is not None and checkpoint.failures == 0 and checkpoint.cursor is None
+
+
+CHANGE = """mutation($id: ID!) { %s(input: {id: $id}) {
+  connection { status syncRequestedAt } userErrors { field code } } }"""
+
+
+async def test_an_admin_syncs_now_disables_and_enables_a_connection(
+    site: Path,
+    engine: AsyncEngine,
+    settings: Settings,
+    gql: GraphQLClient,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    market: tuple[str, list[dict[str, object]]],
+) -> None:
+    ORDERS[:] = [market_order(1, 0.5)]
+    FAILURES.clear()
+    connection = await connected(engine, settings, gql, tenant, market[0])
+    gid = global_id("ChannelConnection", connection.id)
+    change = lambda name, key=tenant.key: gql.data(key, CHANGE % name, {"id": gid})  # noqa: E731
+    requested = (await change("syncConnection"))["syncConnection"]
+    assert requested["connection"]["syncRequestedAt"] is not None
+    await worker.run_tenant_job(engine, settings, CATCH_UP, tenant.id)  # follows the request
+    assert (await gql.data(tenant.key, LIST))["orders"]["totalCount"] == 1
+    listed = await gql.data(
+        tenant.key, "{ connections { edges { node { syncRequestedAt sync { recordsIn } } } } }"
+    )
+    assert listed["connections"]["edges"][0]["node"] == {"syncRequestedAt": None, "sync": {"recordsIn": 1}}
+    # Disabled: nothing is pulled and webhooks are refused, until enabled again.
+    assert (await change("disableConnection"))["disableConnection"]["connection"]["status"] == "DISABLED"
+    ORDERS.append(
+        {**market_order(2, 0), "updated_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()}
+    )
+    await worker.run_tenant_job(engine, settings, SYNC, tenant.id)
+    assert (await gql.data(tenant.key, LIST))["orders"]["totalCount"] == 1
+    body = b'{"id": "evt-9", "type": "order.updated", "data": {}}'
+    refused = await client.post(
+        f"/webhooks/example/{connection.id}", content=body, headers={"x-signature": "x"}
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "DISABLED"
+    not_now = (await change("syncConnection"))["syncConnection"]
+    assert not_now == {"connection": None, "userErrors": [{"field": "id", "code": "NOT_ACTIVE"}]}
+    assert (await change("enableConnection"))["enableConnection"]["connection"]["status"] == "ACTIVE"
+    await worker.run_tenant_job(engine, settings, SYNC, tenant.id)
+    assert (await gql.data(tenant.key, LIST))["orders"]["totalCount"] == 2
+    # Another tenant's key finds no such connection.
+    foreign = (await change("disableConnection", other_tenant.key))["disableConnection"]
+    assert foreign == {"connection": None, "userErrors": [{"field": "id", "code": "NOT_FOUND"}]}

@@ -146,14 +146,11 @@ async def _fetch(
     try:
         return await plugin.fetch_orders(client, config, service.grant_of(vault, connection), window, cursor)
     except TokenExpired:
-        refreshed = await service.refresh_grant(
-            engine_of(session), vault, platforms, connection.tenant_id, connection.id
-        )
-        if not refreshed:
-            raise
+        await service.refresh_grant(engine_of(session), vault, platforms, connection.tenant_id, connection.id)
         await session.refresh(connection)
-        if connection.status != ConnectionStatus.ACTIVE:
-            raise AuthorizationRevoked("the grant could not be refreshed") from None
+        if connection.status == ConnectionStatus.REVOKED:
+            raise AuthorizationRevoked("the platform refused to refresh the grant") from None
+        # Refreshed, or the refresh failed for now and this raises TokenExpired again: backoff.
         return await plugin.fetch_orders(client, config, service.grant_of(vault, connection), window, cursor)
 
 
@@ -175,7 +172,8 @@ async def sync_page(
         page = await _fetch(session, vault, platforms, plugin, connection, window, checkpoint.cursor)
     except AuthorizationRevoked as error:
         _failed(checkpoint, error, now)
-        await service.revoke(session, connection, str(error))
+        if connection.status == ConnectionStatus.ACTIVE:
+            await service.revoke(session, connection, str(error))
         return False
     except (httpx.HTTPError, PlatformError) as error:
         _failed(checkpoint, error, now)
@@ -245,7 +243,7 @@ async def _follow_revocations(session: AsyncSession) -> None:
         .join(Connection, Connection.id == WebhookEvent.connection_id)
         .where(WebhookEvent.processed_at.is_(None), WebhookEvent.kind == EventKind.AUTHORIZATION_REVOKED)
     )
-    for event, connection in rows.tuples():
+    for event, connection in rows.all():
         if connection.status == ConnectionStatus.ACTIVE:
             await service.revoke(session, connection, "the shop withdrew its authorization")
         event.processed_at = datetime.now(UTC)

@@ -24,7 +24,9 @@ from brandloop.connectors.sdk import (
     TimeWindow,
     TokenExpired,
     WebhookEvent,
+    minor_units,
     secret_fields,
+    unmasked,
 )
 
 __all__ = [
@@ -48,5 +50,7 @@ __all__ = [
     "TokenExpired",
     "WebhookEvent",
     "discover",
+    "minor_units",
     "secret_fields",
+    "unmasked",
 ]

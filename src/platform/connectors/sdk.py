@@ -12,9 +12,11 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
+from babel.numbers import get_currency_precision
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 T = TypeVar("T")
@@ -38,6 +40,18 @@ class ConnectorConfig(BaseModel):
     and never returns them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def minor_units(amount: str | float | Decimal, currency: str) -> int:
+    """A platform's decimal amount ("12.50", 12.5) in minor units of its currency (ISO 4217
+    digits as CLDR has them), rounding half to even."""
+    scaled = Decimal(str(amount)).scaleb(get_currency_precision(currency.upper()))
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def unmasked(value: str | None) -> str | None:
+    """A buyer field as the platform gave it, or None when the platform masked it ("****12")."""
+    return value if value and "*" not in value else None
 
 
 def secret_fields(model: type[ConnectorConfig]) -> list[str]:
