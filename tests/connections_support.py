@@ -74,14 +74,13 @@ START = """mutation($id: ID!) { startAuthorization(input: {id: $id}) { url userE
 
 
 async def authorize_through(
-    gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant, connection_id: str, **redirect: str
+    gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant, connection_id: str
 ) -> httpx.Response:
     """Start the connection's authorization, consent on the platform's stand-in (it redirects
-    with a code), and come back through Brandloop's callback; `redirect` is where the stand-in
-    sends the seller when the platform takes the redirect from the app's settings."""
+    with a code), and come back through Brandloop's callback."""
     url = (await gql.data(tenant.key, START, {"id": connection_id}))["startAuthorization"]["url"]
     async with httpx.AsyncClient() as seller:
-        consent = await seller.get(httpx.URL(url).copy_merge_params(redirect))
+        consent = await seller.get(url)
     assert consent.status_code == 302, consent.text
     back = httpx.URL(consent.headers["location"])
     return await client.get("/connectors/callback", params=dict(back.params))

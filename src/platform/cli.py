@@ -30,6 +30,8 @@ from brandloop.auth import service as auth
 from brandloop.auth.jwt import DevTokenIssuer
 from brandloop.auth.models import ApiKey
 from brandloop.auth.permissions import Role
+from brandloop.connections import service as connections
+from brandloop.connections.vault import vault
 from brandloop.customers import segments
 from brandloop.db import migrate as migrations
 from brandloop.db.engine import create_engine, resolve_url
@@ -64,6 +66,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(segments_app, name="segments")
 app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(nps_app, name="nps")
+connections_app = typer.Typer(help="Channel connections.", no_args_is_help=True)
+app.add_typer(connections_app, name="connections")
 
 # Piped output (grep, scripts) must not wrap table rows: be wide when not on a terminal.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -391,3 +395,29 @@ def nps_invite_after_orders(tenant: TenantOption = None) -> None:
     """Invite the customers whose orders reached an AFTER_ORDER survey's status its delay ago."""
     done = _each_tenant(tenant, "nps.invite_after_orders")
     console.print(f"Made {sum(done.values())} invitations (sent or skipped) in {len(done)} tenants.")
+
+
+@connections_app.command("sync")
+def connections_sync(tenant: TenantOption = None) -> None:
+    """Pull every active connection's changes now, as the worker's connections.sync job does."""
+    done = _each_tenant(tenant, "connections.sync")
+    console.print(f"Synced the connections of {len(done)} tenants.")
+
+
+@connections_app.command("reseal")
+def connections_reseal() -> None:
+    """Seal every connection's secrets and grant under BRANDLOOP_ENCRYPTION_KEY (after a key
+    rotation; the old key stays in BRANDLOOP_PREVIOUS_ENCRYPTION_KEYS until this has run)."""
+    settings = get_settings()
+
+    async def work(engine: AsyncEngine) -> dict[str, int]:
+        async with platform_transaction(engine) as session:
+            tenants = await tenancy.list_tenants(session)
+        done = {}
+        for t in tenants:
+            async with tenant_transaction(engine, t.id) as session:
+                done[t.slug] = await connections.reseal(session, vault(settings))
+        return done
+
+    done = _with_engine(work)
+    console.print(f"Resealed {sum(done.values())} connections in {len(done)} tenants.")

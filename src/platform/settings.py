@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         description="Encrypts connector secrets at rest: 32 random bytes, base64url. Required in "
         "production; in development one is generated into the data folder.",
     )
+    previous_encryption_keys: list[SecretStr] = Field(
+        default=[],
+        description="Keys being rotated out (a JSON list): they still open what they sealed until "
+        "`brandloop connections reseal` has sealed it under BRANDLOOP_ENCRYPTION_KEY.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Where customers reach this API (survey links)."
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from brandloop.auth.permissions import Role
 from brandloop.connections import service
 from brandloop.connections.models import Connection
 from brandloop.connections.platforms import Platforms
-from brandloop.connections.vault import VaultError, vault
+from brandloop.connections.vault import Vault, VaultError, vault
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.graphql.relay import pk_of
 from brandloop.settings import Settings
@@ -185,3 +187,30 @@ async def test_an_expired_or_foreign_state_is_refused(
     assert (
         await client.get("/connectors/callback", params={"state": forged, "code": "c0de"})
     ).status_code == 400
+
+
+async def test_the_encryption_key_rotates_without_losing_a_secret(
+    site: Path, engine: AsyncEngine, gql: GraphQLClient, tenant: Tenant, settings: Settings
+) -> None:
+    connection = (await create(gql, tenant))["connection"]
+    assert isinstance(connection, dict)
+    pk = pk_of(str(connection["id"]), "ChannelConnection")
+    old = vault(settings)
+    encoded = lambda key: SecretStr(base64.urlsafe_b64encode(key).decode())  # noqa: E731
+    rotated = settings.model_copy(
+        update={"encryption_key": encoded(os.urandom(32)), "previous_encryption_keys": [encoded(old.key)]}
+    )
+    new = vault(rotated)
+    async with tenant_transaction(engine, tenant.id) as session:
+        stored = await session.get(Connection, (tenant.id, pk))
+        assert stored is not None and stored.key_id == old.key_id
+        assert service.opened(new, stored) == {"app_secret": "s3cret-value"}  # the old key still opens
+        assert await service.reseal(session, new) == 1
+        assert await service.reseal(session, new) == 0
+    only_new = Vault(new.key)
+    async with tenant_transaction(engine, tenant.id) as session:
+        stored = await session.get(Connection, (tenant.id, pk))
+        assert stored is not None and stored.key_id == new.key_id
+        assert service.opened(only_new, stored) == {"app_secret": "s3cret-value"}
+        with pytest.raises(VaultError):
+            service.opened(Vault(old.key), stored)  # the old key can go

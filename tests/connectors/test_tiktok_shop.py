@@ -86,9 +86,7 @@ async def test_a_shop_connects_syncs_and_follows_webhooks_without_leaking_a_secr
         answers.append(created)
         connection = created["createConnection"]["connection"]
         pk = pk_of(connection["id"], "ChannelConnection")
-        back = await authorize_through(
-            gql, client, tenant, connection["id"], redirect_uri="http://test/connectors/callback"
-        )
+        back = await authorize_through(gql, client, tenant, connection["id"])
         assert back.status_code == 200, back.text
         answers.append(back.json())
         await drain(engine, settings, tenant.id, pk)

@@ -366,6 +366,31 @@ async def refresh_grants(
     return sum([await refresh_grant(engine, vault, platforms, t, c) for t, c in rows.all()])
 
 
+async def reseal(session: AsyncSession, vault: Vault) -> int:
+    """Seal the tenant's connections sealed under an older key under the current one (key
+    rotation); returns how many."""
+    rows = await session.scalars(
+        select(Connection).where(Connection.key_id != vault.key_id).with_for_update(key_share=True)
+    )
+    count = 0
+    for connection in rows:
+        connection.secrets = vault.seal(
+            vault.open(connection.secrets, connection.tenant_id, connection.id),
+            connection.tenant_id,
+            connection.id,
+        )
+        if connection.grant_sealed is not None:
+            connection.grant_sealed = vault.seal(
+                vault.open(connection.grant_sealed, connection.tenant_id, connection.id),
+                connection.tenant_id,
+                connection.id,
+            )
+        connection.key_id = vault.key_id
+        count += 1
+    await session.flush()
+    return count
+
+
 async def checkpoints_of(
     session: AsyncSession, connection_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Checkpoint]:

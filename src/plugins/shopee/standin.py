@@ -13,12 +13,14 @@ import hmac
 import json
 import random
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -256,3 +258,31 @@ class ShopeeStandIn:
                 "response": {"order_list": [by_number[n] for n in wanted if n in by_number]},
             }
         )
+
+
+def main() -> None:
+    """`python -m brandloop_plugins.shopee.standin [port]`: a local Shopee with 500 orders from the
+    last day, for trying a connection with `make serve` (docs/connectors.md, "Trying it")."""
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 9101
+    shop = ShopeeStandIn(
+        partner_id=1000001,
+        partner_key="stand-in-partner-key",
+        shop_id=2000001,
+        orders=sample_orders(500, start=datetime.now(UTC) - timedelta(hours=6)),
+    )
+    print(
+        "createConnection config: "
+        + json.dumps(
+            {
+                "partner_id": shop.partner_id,
+                "partner_key": shop.partner_key,
+                "shop_id": shop.shop_id,
+                "api_base_url": f"http://127.0.0.1:{port}",
+            }
+        )
+    )
+    uvicorn.run(shop.app, host="127.0.0.1", port=port)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,11 +13,13 @@ import hmac
 import json
 import random
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -93,6 +95,8 @@ class TikTokShopStandIn:
     per_second: int = 1000
     """API calls in one second before it is answered 429."""
     seed: int = 1
+    redirect_uri: str = "http://127.0.0.1:8000/connectors/callback"
+    """The redirect URL registered with the app: where consent sends the seller back."""
     codes: set[str] = field(default_factory=set)
     access: dict[str, float] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
@@ -160,10 +164,10 @@ class TikTokShopStandIn:
         }
 
     async def authorize(self, request: Request) -> Response:
-        """The seller's consent; the test or demo says where the app's redirect URL is."""
+        """The seller's consent: back to the app's redirect URL with a code and the state."""
         if request.query_params.get("app_key") != self.app_key:
             return self._error(36004002, "invalid app_key", 400)
-        redirect = request.query_params.get("redirect_uri", "")
+        redirect = self.redirect_uri
         state = request.query_params.get("state", "")
         return RedirectResponse(f"{redirect}?code={self.issue_code()}&state={state}", status_code=302)
 
@@ -248,3 +252,31 @@ class TikTokShopStandIn:
         return self._ok(
             {"orders": inside[start : start + size], "next_page_token": following, "total_count": len(inside)}
         )
+
+
+def main() -> None:
+    """`python -m brandloop_plugins.tiktok_shop.standin [port]`: a local TikTok Shop with 500
+    orders from the last day (docs/connectors.md, "Trying it"). Its consent page sends the seller
+    to `redirect_uri`, as the redirect URL registered with a real app would."""
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 9102
+    shop = TikTokShopStandIn(
+        app_key="standinkey", app_secret="stand-in-app-secret",
+        orders=sample_orders(500, start=datetime.now(UTC) - timedelta(hours=6)),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    print(
+        "createConnection config: "
+        + json.dumps(
+            {
+                "app_key": shop.app_key,
+                "app_secret": shop.app_secret,
+                "api_base_url": url,
+                "auth_base_url": url,
+            }
+        )
+    )
+    uvicorn.run(shop.app, host="127.0.0.1", port=port)
+
+
+if __name__ == "__main__":
+    main()
