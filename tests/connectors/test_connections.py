@@ -43,6 +43,10 @@ async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClien
         {"name": "api_base_url", "secret": False, "required": False},
     ]
     assert [f["name"] for f in by_key["tiktok_shop"]["configFields"] if f["secret"]] == ["app_secret"]
+    schema = (await gql.data(tenant.key, "{ connectors { key configSchema } }"))["connectors"]
+    shopee_schema = next(c["configSchema"] for c in schema if c["key"] == "shopee")
+    assert shopee_schema["required"] == ["partner_id", "partner_key"]
+    assert shopee_schema["properties"]["partner_key"]["writeOnly"] is True
     assert [by_key["example"]] == [
         {
             "key": "example",

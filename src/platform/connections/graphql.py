@@ -39,6 +39,9 @@ class ConnectorType:
     display_name: str
     capabilities: list[str]
     config_fields: list[FieldType]
+    config_schema: JSON = strawberry.field(
+        description="The configuration's JSON Schema (secrets are writeOnly), for building forms."
+    )
 
 
 @strawberry.type(name="ConnectionSync", description="How the connection's orders sync is doing.")
@@ -124,6 +127,7 @@ class ConnectionQueries:
                     )
                     for name, f in c.config_model.model_fields.items()
                 ],
+                config_schema=c.config_model.model_json_schema(),
             )
             for c in service.connectors().values()
         ]
