@@ -58,10 +58,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Platform requests retried as in production, without the production waits."""
+    """Platform requests retried as in production, without the production waits or pacing."""
     monkeypatch.setattr(
         platforms, "DEFAULT_POLICY", RetryPolicy(wait_initial=0.001, wait_max=0.01, longest_retry_after=0.05)
     )
+    # Pacing to the platforms' real quotas would only slow the suite; test_platforms.py checks it.
+    for connector in service.connectors().values():
+        monkeypatch.setattr(type(connector), "requests_per_second", 1000.0)
 
 
 @pytest.fixture

@@ -4,20 +4,23 @@ Every request of a connection is paced to its connector's documented quota (a le
 aiolimiter) and retried where the platform says so: a 429 after its Retry-After, a 5xx or a
 timeout with exponential backoff and jitter (stamina). What still fails after the attempts
 reaches the connector as the last response (or error), and the sync engine backs off for
-minutes. Only one worker pulls a connection at a time (its checkpoint is locked), so pacing in
-that worker paces the connection.
+minutes. The buckets outlive a job run; only one worker pulls a connection at a time (its
+checkpoint is locked), so pacing in that worker paces the connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
 import stamina
 from aiolimiter import AsyncLimiter
+from cachetools import LRUCache
 
 from brandloop.connectors import Connector
 
@@ -98,6 +101,22 @@ class PacedTransport(httpx.AsyncBaseTransport):
         """The shared transport is closed by its owner (Platforms)."""
 
 
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LRUCache[uuid.UUID, AsyncLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def limiter(connection_id: uuid.UUID, rate: float) -> AsyncLimiter:
+    """The connection's bucket in this process, shared by every job run (one per event loop, as
+    the bucket's waiters belong to one); the busiest 10,000 connections keep theirs."""
+    per_loop = _limiters.setdefault(asyncio.get_running_loop(), LRUCache(maxsize=10_000))
+    found = per_loop.get(connection_id)
+    if found is None:
+        # A bucket holds at least one request: a quota under one a second is one per 1/rate s.
+        found = per_loop[connection_id] = AsyncLimiter(max(rate, 1), max(rate, 1) / rate)
+    return found
+
+
 @dataclass
 class Platforms:
     """The clients of one worker's run: one connection pool, a paced client per connection."""
@@ -108,11 +127,9 @@ class Platforms:
 
     def client(self, connection_id: uuid.UUID, connector: Connector) -> httpx.AsyncClient:
         if connection_id not in self._clients:
-            rate = connector.requests_per_second
-            # A bucket holds at least one request: a quota under one a second is one per 1/rate s.
-            limiter = AsyncLimiter(max(rate, 1), max(rate, 1) / rate)
+            bucket = limiter(connection_id, connector.requests_per_second)
             self._clients[connection_id] = httpx.AsyncClient(
-                transport=PacedTransport(self.transport, limiter, self.policy), timeout=TIMEOUT
+                transport=PacedTransport(self.transport, bucket, self.policy), timeout=TIMEOUT
             )
         return self._clients[connection_id]
 
