@@ -34,6 +34,11 @@ class Permission(enum.StrEnum):
     SURVEYS_READ = "surveys:read"
     SURVEYS_WRITE = "surveys:write"
     """Surveys, invitations, follow-up tasks."""
+    CONFLICTS_READ = "conflicts:read"
+    CONFLICTS_WRITE = "conflicts:write"
+    """Work conflicts (status, notes, owner), record listings, run detection."""
+    CONFLICTS_MANAGE = "conflicts:manage"
+    """Channel partners, price policies and promotions."""
 
 
 _READ = {
@@ -42,12 +47,14 @@ _READ = {
     Permission.ORDERS_READ,
     Permission.LOYALTY_READ,
     Permission.SURVEYS_READ,
+    Permission.CONFLICTS_READ,
 }
 _WRITE = _READ | {
     Permission.CUSTOMERS_WRITE,
     Permission.ORDERS_WRITE,
     Permission.LOYALTY_WRITE,
     Permission.SURVEYS_WRITE,
+    Permission.CONFLICTS_WRITE,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -62,6 +69,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.SETTINGS_MANAGE,
             Permission.AUDIT_READ,
             Permission.LOYALTY_MANAGE,
+            Permission.CONFLICTS_MANAGE,
         }
     ),
     Role.OWNER: frozenset(Permission),

@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 from brandloop.audit.graphql import AuditQueries
 from brandloop.auth.graphql import ApiKeyMutations, ApiKeyQueries
 from brandloop.auth.permissions import Permission
+from brandloop.conflicts.graphql import ConflictMutations, ConflictQueries, load_conflict
 from brandloop.connections.graphql import ConnectionMutations, ConnectionQueries
 from brandloop.customers.graphql import (
     BlocklistQueries,
@@ -52,6 +53,7 @@ NODE_TYPES = {
     "LoyaltyProgram": (Permission.LOYALTY_READ, load_program),
     "LoyaltyReward": (Permission.LOYALTY_READ, load_reward),
     "Survey": (Permission.SURVEYS_READ, load_survey),
+    "Conflict": (Permission.CONFLICTS_READ, load_conflict),
 }
 
 
@@ -83,6 +85,7 @@ Query = merge_types(
         LoyaltyQueries,
         NpsQueries,
         ConnectionQueries,
+        ConflictQueries,
         ApiKeyQueries,
         AuditQueries,
     ),
@@ -96,6 +99,7 @@ Mutation = merge_types(
         LoyaltyMutations,
         NpsMutations,
         ConnectionMutations,
+        ConflictMutations,
         ApiKeyMutations,
     ),
 )

@@ -24,6 +24,7 @@ from pgqueuer.queries import Queries
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from brandloop.conflicts import service as conflicts
 from brandloop.connections import service as connections
 from brandloop.connections import sync
 from brandloop.connections.platforms import Platforms
@@ -73,6 +74,7 @@ JOBS = [
         more=lambda pending: pending > 0,
         rounds=sync.ROUNDS,
     ),
+    TenantJob("conflicts.detect", "*/5 * * * *", lambda _, s: _detected(conflicts.detect(s, limit=BATCH))),
     # Connections with webhook events to follow or an admin's "sync now".
     TenantJob(
         "connections.catch_up",
@@ -96,6 +98,11 @@ async def _platforms(
 async def _refresh_grants(settings: Settings, session: AsyncSession) -> int:
     async with Platforms() as platforms:
         return await connections.refresh_grants(session, vault(settings), platforms, limit=BATCH)
+
+
+async def _detected(done: Awaitable[conflicts.Detection]) -> int:
+    """Detection judges a batch of observations; another follows while the batch came back full."""
+    return (await done).checked
 
 
 async def _whole(done: Awaitable[int]) -> int:

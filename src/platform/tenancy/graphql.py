@@ -56,6 +56,9 @@ class TenantSettingsType:
     )
     nps_min_responses: int = strawberry.field(description="NPS groups with fewer responses are flagged.")
     detractor_follow_up_hours: int = strawberry.field(description="When a detractor's follow-up task is due.")
+    conflict_auto_resolve_hours: int = strawberry.field(
+        description="A price conflict whose listings are back within policy resolves itself after this long."
+    )
 
     @classmethod
     def of(cls, row: TenantSettings) -> TenantSettingsType:
@@ -68,6 +71,7 @@ class TenantSettingsType:
             survey_quiet_days=row.survey_quiet_days,
             nps_min_responses=row.nps_min_responses,
             detractor_follow_up_hours=row.detractor_follow_up_hours,
+            conflict_auto_resolve_hours=row.conflict_auto_resolve_hours,
         )
 
 
@@ -81,6 +85,7 @@ class UpdateTenantSettingsInput:
     survey_quiet_days: int | None = strawberry.UNSET
     nps_min_responses: int | None = strawberry.UNSET
     detractor_follow_up_hours: int | None = strawberry.UNSET
+    conflict_auto_resolve_hours: int | None = strawberry.UNSET
 
 
 @strawberry.type

@@ -38,6 +38,8 @@ class TenantSettings(Base):
     """Report groups with fewer responses are flagged as too small to read."""
     detractor_follow_up_hours: Mapped[int] = mapped_column(default=48)
     """A detractor's follow-up task is due this long after the response."""
+    conflict_auto_resolve_hours: Mapped[int] = mapped_column(default=72)
+    """A price conflict whose listings are back within policy resolves itself after this long."""
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -74,6 +74,7 @@ async def settings_of(session: AsyncSession) -> TenantSettings:
         survey_quiet_days=90,
         nps_min_responses=30,
         detractor_follow_up_hours=48,
+        conflict_auto_resolve_hours=72,
     )
 
 
@@ -109,6 +110,8 @@ async def update_settings(session: AsyncSession, changes: dict[str, object], *, 
         problems.append(Problem("npsMinResponses", "OUT_OF_RANGE", "Give 1 to 10,000 responses."))
     if not 1 <= settings.detractor_follow_up_hours <= 24 * 90:
         problems.append(Problem("detractorFollowUpHours", "OUT_OF_RANGE", "Give 1 to 2,160 hours."))
+    if not 1 <= settings.conflict_auto_resolve_hours <= 24 * 90:
+        problems.append(Problem("conflictAutoResolveHours", "OUT_OF_RANGE", "Give 1 to 2,160 hours."))
     if problems:
         raise InvalidInput(*problems)
     await session.flush()
