@@ -258,6 +258,7 @@ async def test_the_workflow_refuses_illegal_moves_and_keeps_a_timeline(
         ("status", "INVESTIGATING", "Asked the store"),
         ("assigned", None, "mei@brand.example"),
         ("note", None, "Called twice"),
+        ("confirmed", None, "Tea House is at violation level 1 (warning)."),
         ("status", "RESOLVED", None),
     ]
     people = {e["actor"] for e in timeline[1:]}
@@ -312,3 +313,142 @@ async def test_bad_inputs_are_refused_with_what_to_fix(gql: GraphQLClient, tenan
     too_many = await gql.data(tenant.key, OBSERVE, {"input": {"observations": [seen(1)] * 501}})
     assert too_many["recordListingObservations"]["userErrors"][0]["code"] == "INVALID_COUNT"
     assert (await gql.data(tenant.key, DETECT))["runConflictDetection"]["checked"] == 0  # nothing was stored
+
+
+PARTNERS = "{ channelPartners { edges { node { name violationLevel escalationStep } } } }"
+RECORD = """mutation($input: RecordConflictInput!) { recordConflict(input: $input) {
+  conflict { id type cause channel severity status evidence { notes attachments price currency } timeline { kind note } }
+  userErrors { field code } } }"""
+
+
+async def test_an_order_shipped_outside_its_sellers_territory_opens_a_territory_conflict(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
+    await setup(gql, tenant)  # Tea House sells on shopee as shop-88 in CN-GD and CN-SH
+    record = (
+        """mutation($input: RecordOrderInput!) { recordOrder(input: $input) { userErrors { field code } } }"""
+    )
+    for n, region in enumerate(["CN-GD", "CN-BJ", "CN-BJ", None]):
+        order = {
+            "channel": "shopee", "externalId": f"SO-{n}", "status": "PAID", "currency": "CNY", "total": 5000,
+            "placedAt": (NOW - timedelta(hours=5 - n)).isoformat(), "sellerId": "shop-88", "shipRegion": region,
+            "lines": [{"sku": "TEA-1", "productName": "Oolong", "quantity": 1, "unitPrice": 5000}],
+        }  # fmt: skip
+        assert (await gql.data(tenant.key, record, {"input": order}))["recordOrder"]["userErrors"] == []
+    bad = await gql.data(
+        tenant.key, record, {"input": {**order, "externalId": "SO-9", "shipRegion": "Beijing"}}
+    )
+    assert bad["recordOrder"]["userErrors"] == [{"field": "shipRegion", "code": "INVALID_REGION"}]
+    assert (await gql.data(tenant.key, DETECT))["runConflictDetection"]["opened"] == 1
+    (edge,) = (await gql.data(tenant.key, CONFLICTS, {"filter": {"causes": ["OUT_OF_TERRITORY"]}}))[
+        "conflicts"
+    ]["edges"]
+    conflict = edge["node"]
+    assert (conflict["type"], conflict["sku"], conflict["breaches"]) == ("HORIZONTAL", None, 2)
+    assert [e["url"] for e in conflict["evidence"]] == [None, None]
+    await gql.data(tenant.key, DETECT)  # the same orders read again add nothing
+    again = (await gql.data(tenant.key, CONFLICTS, {"filter": {"causes": ["OUT_OF_TERRITORY"]}}))["conflicts"]
+    assert again["totalCount"] == 1 and len(again["edges"][0]["node"]["evidence"]) == 2
+
+
+async def test_people_record_conflicts_detection_cannot_see(gql: GraphQLClient, tenant: Tenant) -> None:
+    partner_id, _ = await setup(gql, tenant)
+    given = {
+        "type": "VERTICAL", "cause": "CUSTOMER_POACHING", "partnerId": partner_id, "note": "Reported by the Shanghai store",
+        "evidence": [{"observedAt": NOW.isoformat(), "notes": "Flyers at our store's door",
+                      "attachments": ["https://files.brand.example/flyer.jpg"]}],
+    }  # fmt: skip
+    made = (await gql.data(tenant.key, RECORD, {"input": given}))["recordConflict"]
+    conflict = made["conflict"]
+    assert made["userErrors"] == [] and (conflict["type"], conflict["channel"], conflict["status"]) == (
+        "VERTICAL",
+        "shopee",
+        "OPEN",
+    )
+    assert conflict["evidence"] == [
+        {
+            "notes": "Flyers at our store's door",
+            "attachments": ["https://files.brand.example/flyer.jpg"],
+            "price": None,
+            "currency": None,
+        }
+    ]
+    assert conflict["timeline"] == [{"kind": "opened", "note": "Reported by the Shanghai store"}]
+    twice = (await gql.data(tenant.key, RECORD, {"input": given}))["recordConflict"]
+    assert twice["userErrors"] == [{"field": "partnerId", "code": "ALREADY_OPEN"}]
+    bad = {
+        **given,
+        "cause": "OTHER",
+        "evidence": [{"observedAt": NOW.isoformat(), "price": 5, "attachments": ["file:///etc/passwd"]}],
+    }
+    assert {
+        e["field"]
+        for e in (await gql.data(tenant.key, RECORD, {"input": bad}))["recordConflict"]["userErrors"]
+    } == {"evidence.0.price", "evidence.0.attachments"}
+    # Severity is overridable, and back to computed; the timeline says so.
+    update = """mutation($input: UpdateConflictInput!) { updateConflict(input: $input) { conflict { severity type } } }"""
+    high = await gql.data(
+        tenant.key, update, {"input": {"id": conflict["id"], "severity": "CRITICAL", "type": "MULTI_CHANNEL"}}
+    )
+    assert high["updateConflict"]["conflict"] == {"severity": "CRITICAL", "type": "MULTI_CHANNEL"}
+    computed = await gql.data(tenant.key, update, {"input": {"id": conflict["id"], "severity": None}})
+    assert computed["updateConflict"]["conflict"]["severity"] == "LOW"
+
+
+async def test_confirmed_conflicts_raise_the_partner_up_the_ladder_until_reset(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
+    partner_id, _ = await setup(gql, tenant)
+    ladder = """mutation { updateTenantSettings(input: {escalationLadder: ["warning", "supply_hold"]}) { userErrors { code } } }"""
+    assert (await gql.data(tenant.key, ladder))["updateTenantSettings"]["userErrors"] == []
+    for n, cause in enumerate(["CUSTOMER_POACHING", "CAMPAIGN_NON_EXECUTION", "OTHER"]):
+        made = await gql.data(
+            tenant.key, RECORD, {"input": {"type": "HORIZONTAL", "cause": cause, "partnerId": partner_id}}
+        )
+        conflict_id = made["recordConflict"]["conflict"]["id"]
+        step = "NOTICE_SENT" if n else "DISMISSED"  # a dismissed conflict confirms nothing
+        moved = await gql.data(
+            tenant.key, TRANSITION, {"input": {"id": conflict_id, "status": step, "note": "seen"}}
+        )
+        assert moved["transitionConflict"]["userErrors"] == []
+    escalate = await gql.data(tenant.key, TRANSITION, {"input": {"id": conflict_id, "status": "ESCALATED"}})
+    assert escalate["transitionConflict"]["userErrors"] == []  # the same conflict again: counted once
+    (partner,) = [e["node"] for e in (await gql.data(tenant.key, PARTNERS))["channelPartners"]["edges"]]
+    assert partner == {"name": "Tea House", "violationLevel": 2, "escalationStep": "supply_hold"}
+    reset = """mutation($input: ResetPartnerViolationsInput!) { resetPartnerViolations(input: $input) {
+      partner { violationLevel escalationStep } userErrors { field code } } }"""
+    refused = await gql.data(tenant.key, reset, {"input": {"id": partner_id, "reason": " "}})
+    assert refused["resetPartnerViolations"]["userErrors"] == [{"field": "reason", "code": "INVALID_LENGTH"}]
+    done = await gql.data(tenant.key, reset, {"input": {"id": partner_id, "reason": "New contract signed"}})
+    assert done["resetPartnerViolations"] == {
+        "partner": {"violationLevel": 0, "escalationStep": None},
+        "userErrors": [],
+    }
+
+
+async def test_the_summary_counts_conflicts_and_map_compliance(gql: GraphQLClient, tenant: Tenant) -> None:
+    await setup(gql, tenant)
+    await observe(gql, tenant, seen(8_000, hours_ago=5), seen(10_000, hours_ago=4), seen(11_000, hours_ago=3),
+                  seen(12_000, hours_ago=2, seller="grey"))  # fmt: skip
+    await gql.data(tenant.key, DETECT)
+    below = (await gql.data(tenant.key, CONFLICTS, {"filter": {"causes": ["BELOW_MAP"]}}))["conflicts"][
+        "edges"
+    ][0]["node"]
+    await gql.data(
+        tenant.key, TRANSITION,
+        {"input": {"id": below["id"], "status": "RESOLVED", "resolutionStrategy": "ENFORCEMENT", "resolution": "Fixed"}},
+    )  # fmt: skip
+    query = """query($from: DateTime!, $to: DateTime!) { conflictSummary(from: $from, to: $to) {
+      open new resolved dismissed medianHoursToResolve byType { key count } byCause { key count }
+      byChannel { key count } byPartner { partner { name } count } listingsJudged mapComplianceRate } }"""
+    span = {"from": (NOW - timedelta(days=1)).isoformat(), "to": (NOW + timedelta(hours=1)).isoformat()}
+    found = (await gql.data(tenant.key, query, span))["conflictSummary"]
+    assert (found["open"], found["new"], found["resolved"], found["dismissed"]) == (1, 2, 1, 0)
+    assert 4.9 < found["medianHoursToResolve"] < 5.5  # opened at the breach 5 hours ago, resolved now
+    assert found["byCause"] == [{"key": "BELOW_MAP", "count": 1}, {"key": "UNAUTHORISED_SELLER", "count": 1}]
+    assert found["byType"] == [{"key": "HORIZONTAL", "count": 1}, {"key": "MULTI_CHANNEL", "count": 1}]
+    assert found["byChannel"] == [{"key": "shopee", "count": 2}]
+    assert sorted(p["partner"]["name"] for p in found["byPartner"]) == ["Store grey", "Tea House"]
+    assert (found["listingsJudged"], found["mapComplianceRate"]) == (4, 0.75)
+    reversed_period = await gql.raw(tenant.key, query, {"from": span["to"], "to": span["from"]})
+    assert reversed_period.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -110,6 +110,7 @@ TENANT_TABLES = [
     "channel_partners",
     "conflict_events",
     "conflict_evidence",
+    "conflict_watermarks",
     "conflicts",
     "connections",
     "consents",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -30,7 +31,8 @@ from brandloop.errors import InvalidInput
 from brandloop.graphql.context import Info
 from brandloop.graphql.errors import UserError, user_errors
 from brandloop.graphql.permissions import Needs
-from brandloop.graphql.relay import Connection, Node, global_id, paginate, pk_of
+from brandloop.graphql.relay import BadInput, Connection, Node, global_id, paginate, pk_of
+from brandloop.tenancy.service import settings_of
 
 PartnerLevelEnum = strawberry.enum(PartnerLevel, name="PartnerLevel")
 ConflictTypeEnum = strawberry.enum(ConflictType, name="ConflictType")
@@ -54,8 +56,15 @@ class PartnerType(Node):
         description="ISO 3166-2 regions it may sell in; empty: anywhere."
     )
     contacts: JSON
-    violation_level: int
+    violation_level: int = strawberry.field(description="Confirmed conflicts since the last reset.")
     created_at: datetime
+
+    @strawberry.field(description="Its step on the tenant's escalation ladder; null at level 0.")
+    async def escalation_step(self, info: Info) -> str | None:
+        settings = await info.context.run(settings_of)
+        return service.escalation_step(self.row, settings.escalation_ladder)
+
+    row: strawberry.Private[Partner]
 
     @classmethod
     def of(cls, row: Partner) -> PartnerType:
@@ -63,7 +72,7 @@ class PartnerType(Node):
             id=global_id("ChannelPartner", row.id), pk=row.id, name=row.name, level=PartnerLevel(row.level),
             channel=row.channel, seller_id=row.seller_id, authorised=row.authorised,
             territories=list(row.territories), contacts=row.contacts, violation_level=row.violation_level,
-            created_at=row.created_at,
+            created_at=row.created_at, row=row,
         )  # fmt: skip
 
 
@@ -126,13 +135,18 @@ class EvidenceType:
     listing_id: str | None
     region: str | None
     notes: str | None
+    order_id: strawberry.ID | None = strawberry.field(
+        description="An order shipped outside its seller's territory."
+    )
+    attachments: list[str] = strawberry.field(description="References to files kept elsewhere.")
 
     @classmethod
     def of(cls, row: Evidence) -> EvidenceType:
         return cls(
             observed_at=row.observed_at, price=row.price, currency=row.currency, policy_price=row.policy_price,
             policy_currency=row.policy_currency, url=row.url, listing_id=row.listing_id, region=row.region,
-            notes=row.notes,
+            notes=row.notes, order_id=strawberry.ID(global_id("Order", row.order_id)) if row.order_id else None,
+            attachments=list(row.attachments),
         )  # fmt: skip
 
 
@@ -170,6 +184,7 @@ class ConflictRecord(Node):
     worst_gap: float = strawberry.field(description="The worst breach as a share below the policy's price.")
     owner: str | None
     status: ConflictStatusEnum  # type: ignore[valid-type]
+    confirmed: bool = strawberry.field(description="Acted on (a notice, an escalation, a resolution).")
     resolution_strategy: StrategyEnum | None  # type: ignore[valid-type]
     resolution: str | None
     opened_at: datetime
@@ -212,11 +227,46 @@ class ConflictRecord(Node):
             id=global_id("Conflict", row.id), pk=row.id, partner_pk=row.partner_id, type=ConflictType(row.type),
             cause=Cause(row.cause), sku=row.sku, channel=row.channel, region=row.region,
             severity=Severity(row.severity), breaches=row.breaches, worst_gap=float(row.worst_gap), owner=row.owner,
-            status=ConflictStatus(row.status),
+            status=ConflictStatus(row.status), confirmed=row.confirmed,
             resolution_strategy=Strategy(row.resolution_strategy) if row.resolution_strategy else None,
             resolution=row.resolution, opened_at=row.opened_at, last_breach_at=row.last_breach_at,
             closed_at=row.closed_at,
         )  # fmt: skip
+
+
+@strawberry.type(name="ConflictCount")
+class CountType:
+    key: str
+    count: int
+
+
+@strawberry.type(name="PartnerConflictCount")
+class PartnerCountType:
+    partner: PartnerType
+    count: int
+
+
+@strawberry.type(name="ConflictSummary")
+class SummaryType:
+    open: int = strawberry.field(description="Open at the end of the period.")
+    new: int = strawberry.field(description="Opened in the period.")
+    resolved: int
+    dismissed: int
+    median_hours_to_resolve: float | None = strawberry.field(description="Of those resolved in the period.")
+    by_type: list[CountType] = strawberry.field(description="New conflicts by type.")
+    by_cause: list[CountType]
+    by_channel: list[CountType]
+    by_partner: list[PartnerCountType]
+    listings_judged: int = strawberry.field(
+        description="Listings seen in the period that a policy applied to."
+    )
+    map_compliance_rate: float | None = strawberry.field(description="The share of those within policy.")
+
+
+def _counts(found: dict[str, int]) -> list[CountType]:
+    return [
+        CountType(key=k.upper(), count=n) for k, n in sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 @strawberry.input
@@ -275,6 +325,30 @@ class ConflictQueries:
             first, after, max_page_size=ctx.settings.max_page_size,
             fetch=lambda limit, cursor: ctx.run(service.policies_page, limit, cursor, sku),
             count=lambda: ctx.run(service.policies_count, sku), node=PolicyType.of,
+        )  # fmt: skip
+
+    @strawberry.field(
+        description="Conflicts over [from, to) and MAP compliance of the listings seen then.",
+        extensions=[Needs(Permission.CONFLICTS_READ)],
+    )
+    async def conflict_summary(
+        self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")], to: datetime
+    ) -> SummaryType | None:
+        ctx = info.context
+        try:
+            found = await ctx.run(service.summary, from_, to)
+        except InvalidInput as error:
+            raise BadInput(error.problems[0].message) from None
+        partners = await ctx.run(service.partners_of, list(found.by_partner))
+        return SummaryType(
+            open=found.open, new=found.new, resolved=found.resolved, dismissed=found.dismissed,
+            median_hours_to_resolve=found.median_hours_to_resolve, by_type=_counts(found.by_type),
+            by_cause=_counts(found.by_cause), by_channel=[CountType(key=k, count=n) for k, n in sorted(found.by_channel.items())],
+            by_partner=[
+                PartnerCountType(partner=PartnerType.of(partners[i]), count=n)
+                for i, n in sorted(found.by_partner.items(), key=lambda kv: -kv[1])
+            ],
+            listings_judged=found.listings_judged, map_compliance_rate=found.map_compliance,
         )  # fmt: skip
 
     @strawberry.field(description="Conflicts, oldest first.", extensions=[Needs(Permission.CONFLICTS_READ)])
@@ -417,6 +491,59 @@ class AssignConflictInput:
     owner: str | None = strawberry.field(description="Null: nobody.")
 
 
+@strawberry.input
+class EvidenceInput:
+    observed_at: datetime
+    price: int | None = strawberry.field(default=None, description="Minor units of `currency`.")
+    currency: str | None = None
+    url: str | None = None
+    listing_id: str | None = None
+    region: str | None = None
+    notes: str | None = None
+    attachments: list[str] = strawberry.field(default_factory=list, description="http(s) references.")
+
+    def parsed(self) -> service.EvidenceInput:
+        return service.EvidenceInput(
+            observed_at=self.observed_at, price=self.price, currency=self.currency, url=self.url,
+            listing_id=self.listing_id, region=self.region, notes=self.notes, attachments=self.attachments,
+        )  # fmt: skip
+
+
+@strawberry.input
+class RecordConflictInput:
+    type: ConflictTypeEnum  # type: ignore[valid-type]
+    cause: CauseEnum  # type: ignore[valid-type]
+    partner_id: strawberry.ID
+    sku: str | None = None
+    channel: str | None = strawberry.field(default=None, description="The partner's channel when left out.")
+    region: str | None = None
+    evidence: list[EvidenceInput] = strawberry.field(default_factory=list)
+    owner: str | None = None
+    note: str | None = None
+
+
+@strawberry.input
+class AddConflictEvidenceInput:
+    id: strawberry.ID
+    evidence: list[EvidenceInput]
+
+
+@strawberry.input
+class UpdateConflictInput:
+    id: strawberry.ID
+    type: ConflictTypeEnum | None = None  # type: ignore[valid-type]
+    severity: SeverityEnum | None = strawberry.field(  # type: ignore[valid-type]
+        default=strawberry.UNSET,
+        description="Override the computed severity; null: back to the computed one.",
+    )
+
+
+@strawberry.input
+class ResetPartnerViolationsInput:
+    id: strawberry.ID
+    reason: str
+
+
 @strawberry.type
 class ConflictPayload:
     conflict: ConflictRecord | None
@@ -538,3 +665,52 @@ class ConflictMutations:
     @strawberry.mutation(extensions=[Needs(Permission.CONFLICTS_WRITE)])
     async def assign_conflict(self, info: Info, input: AssignConflictInput) -> ConflictPayload:
         return await _conflict(info, service.assign, pk_of(input.id, "Conflict"), input.owner)
+
+    @strawberry.mutation(
+        description="A conflict seen by people (poaching, a campaign not run, ...), with its evidence.",
+        extensions=[Needs(Permission.CONFLICTS_WRITE)],
+    )
+    async def record_conflict(self, info: Info, input: RecordConflictInput) -> ConflictPayload:
+        return await _conflict(
+            info, service.record_conflict, type=ConflictType(input.type), cause=Cause(input.cause),
+            partner_id=pk_of(input.partner_id, "ChannelPartner"), sku=input.sku, channel=input.channel,
+            region=input.region, evidence=[e.parsed() for e in input.evidence], owner=input.owner, note=input.note,
+        )  # fmt: skip
+
+    @strawberry.mutation(extensions=[Needs(Permission.CONFLICTS_WRITE)])
+    async def add_conflict_evidence(self, info: Info, input: AddConflictEvidenceInput) -> ConflictPayload:
+        return await _conflict(
+            info, service.add_evidence, pk_of(input.id, "Conflict"), [e.parsed() for e in input.evidence]
+        )
+
+    @strawberry.mutation(
+        description="Retype a conflict or override its severity.",
+        extensions=[Needs(Permission.CONFLICTS_WRITE)],
+    )
+    async def update_conflict(self, info: Info, input: UpdateConflictInput) -> ConflictPayload:
+        given = input.severity
+        return await _conflict(
+            info, service.update_conflict, pk_of(input.id, "Conflict"),
+            type=ConflictType(input.type) if input.type else None,
+            severity=str(given) if given not in (None, strawberry.UNSET) else None,
+            clear_severity=given is None,
+        )  # fmt: skip
+
+    @strawberry.mutation(
+        description="Back to violation level 0, with the reason on record.",
+        extensions=[Needs(Permission.CONFLICTS_MANAGE)],
+    )
+    async def reset_partner_violations(
+        self, info: Info, input: ResetPartnerViolationsInput
+    ) -> ChannelPartnerPayload:
+        ctx = info.context
+        try:
+            row = await ctx.mutate(
+                service.reset_violations,
+                pk_of(input.id, "ChannelPartner"),
+                input.reason,
+                actor=ctx.principal.subject,
+            )
+        except InvalidInput as error:
+            return ChannelPartnerPayload(partner=None, user_errors=user_errors(error))
+        return ChannelPartnerPayload(partner=PartnerType.of(row), user_errors=[])

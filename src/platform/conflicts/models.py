@@ -178,6 +178,8 @@ class Conflict(Base):
     status: Mapped[str] = mapped_column(String(16))
     resolution_strategy: Mapped[str | None] = mapped_column(String(24))
     resolution: Mapped[str | None] = mapped_column(String(2000))
+    confirmed: Mapped[bool] = mapped_column(default=False)
+    """Someone acted on it (a notice, an escalation, a resolution): it raised the partner's level."""
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_breach_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -198,8 +200,12 @@ class Evidence(Base):
     url: Mapped[str | None] = mapped_column(String(2000))
     listing_id: Mapped[str | None] = mapped_column(String(128))
     region: Mapped[str | None] = mapped_column(String(6))
+    order_id: Mapped[uuid.UUID | None]
+    """An order shipped outside its seller's territory."""
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     notes: Mapped[str | None] = mapped_column(String(2000))
+    attachments: Mapped[list[str]] = mapped_column(ARRAY(String(2000)), default=list)
+    """References (URLs) to screenshots, letters, files kept elsewhere."""
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -218,3 +224,12 @@ class Event(Base):
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(String(4000))
+
+
+class Watermark(Base):
+    """How far territory detection has read the tenant's orders (by their update time)."""
+
+    __tablename__ = "conflict_watermarks"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    orders_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -3,17 +3,17 @@ conflict workflow (docs/conflicts.md)."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from babel.numbers import get_currency_precision
 from sqlalchemy import Select, and_, func, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.audit import service as audit
@@ -29,16 +29,16 @@ from brandloop.conflicts.models import (
     PartnerLevel,
     PriceException,
     PricePolicy,
+    Severity,
     Strategy,
+    Watermark,
 )
 from brandloop.db.base import keyset_page, uuid7
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
-from brandloop.orders.service import CHANNEL, MAX_SKU
+from brandloop.orders.service import CHANNEL, MAX_SKU, REGION
 from brandloop.tenancy.service import is_currency, settings_of
 
-REGION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
-"""ISO 3166-2 (CN-GD, US-CA) or a whole country (ISO 3166-1 alpha-2)."""
 MAX_OBSERVATIONS = 500
 MAX_NOTE = 4000
 SYSTEM = "system:detection"
@@ -133,9 +133,7 @@ async def create_partner(session: AsyncSession, given: PartnerInput, *, actor: s
     try:
         async with session.begin_nested():
             await session.flush()
-    except Exception as error:  # the unique (channel, seller id)
-        if "uq_channel_partners_channel_seller" not in str(error):
-            raise
+    except IntegrityError:  # the unique (channel, seller id)
         raise InvalidInput(
             Problem("sellerId", "DUPLICATE", "Another partner is this seller on this channel.")
         ) from None
@@ -478,8 +476,10 @@ class Detection:
 
 @dataclass(slots=True)
 class _Breach:
+    """What one run found against one partner, SKU and cause: the evidence and its extent."""
+
     partner_id: uuid.UUID
-    sku: str
+    sku: str | None
     cause: Cause
     channel: str
     region: str | None
@@ -487,7 +487,32 @@ class _Breach:
     first_at: datetime
     last_at: datetime
     gap: Decimal = Decimal(0)
-    rows: list[Any] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, at: datetime, region: str | None, **evidence: Any) -> None:
+        self.first_at, self.last_at = min(self.first_at, at), max(self.last_at, at)
+        self.region = region or self.region
+        self.evidence.append({
+            "observation_id": None, "order_id": None, "price": None, "currency": None, "policy_price": None,
+            "policy_currency": None, "url": None, "listing_id": None, "notes": None, "region": region,
+            "observed_at": at, **evidence,
+        })  # fmt: skip
+
+
+class _Found(dict[tuple[uuid.UUID, str | None, Cause], _Breach]):
+    def breach(
+        self,
+        partner_id: uuid.UUID,
+        sku: str | None,
+        cause: Cause,
+        channel: str,
+        at: datetime,
+        policy_id: uuid.UUID | None = None,
+    ) -> _Breach:
+        key = (partner_id, sku, cause)
+        if key not in self:
+            self[key] = _Breach(partner_id, sku, cause, channel, None, policy_id, at, at)
+        return self[key]
 
 
 async def _unknown_sellers(session: AsyncSession, limit: int) -> None:
@@ -515,57 +540,94 @@ async def _unknown_sellers(session: AsyncSession, limit: int) -> None:
 
 
 async def detect(session: AsyncSession, *, now: datetime | None = None, limit: int = 5000) -> Detection:
-    """Judge a batch of unchecked observations against the policies in force when each was seen
-    (converted at that day's rates, promotions allowed for), open or join conflicts for the
-    breaches, and resolve price conflicts whose listings have been back within policy for the
-    tenant's set time. The judgement is one SQL statement over the batch."""
+    """One run of detection: judge a batch of unchecked listings against the price policies in
+    force when each was seen (converted at that day's rates, promotions allowed for) and the
+    orders changed since the last run against their sellers' territories; open or join conflicts
+    for the breaches; resolve price conflicts back within policy for the tenant's set time. The
+    judgements are SQL statements over the batch."""
     now = now or datetime.now(UTC)
     settings = await settings_of(session)
+    found = _Found()
+    result = Detection()
+    result.checked = await _judge_listings(session, settings.reporting_currency, limit, now, found)
+    result.checked += await _judge_orders(session, limit, found)
+    if found:
+        await _open_or_join(session, list(found.values()), now, result)
+    await _resolve_back_within(session, now, settings.conflict_auto_resolve_hours, result)
+    return result
+
+
+async def _judge_listings(
+    session: AsyncSession, reporting: str, limit: int, now: datetime, found: _Found
+) -> int:
     await _unknown_sellers(session, limit)
-    judged = (await session.execute(_JUDGE, {"limit": limit, "reporting": settings.reporting_currency})).all()
-    result = Detection(checked=len(judged))
+    judged = (await session.execute(_JUDGE, {"limit": limit, "reporting": reporting})).all()
     verdicts: dict[bool | None, list[uuid.UUID]] = {True: [], False: [], None: []}
-    breaches: dict[tuple[uuid.UUID, str, Cause], _Breach] = {}
     for row in judged:
-        within = (
-            None
-            if row.policy_id is None or row.converted is None
-            else bool(row.converted >= row.floor or row.excepted)
-        )
+        judgeable = row.policy_id is not None and row.converted is not None
+        within = bool(row.converted >= row.floor or row.excepted) if judgeable else None
         verdicts[within].append(row.id)
         causes = ([Cause.BELOW_MAP] if within is False else []) + (
             [] if row.authorised else [Cause.UNAUTHORISED_SELLER]
         )
         for cause in causes:
-            key = (row.partner_id, row.sku, cause)
-            breach = breaches.get(key) or breaches.setdefault(
-                key,
-                _Breach(
-                    row.partner_id,
-                    row.sku,
-                    cause,
-                    row.channel,
-                    row.region,
-                    row.policy_id,
-                    row.observed_at,
-                    row.observed_at,
-                ),
-            )
-            breach.first_at, breach.last_at = (
-                min(breach.first_at, row.observed_at),
-                max(breach.last_at, row.observed_at),
-            )
+            breach = found.breach(row.partner_id, row.sku, cause, row.channel, row.observed_at, row.policy_id)
             if cause == Cause.BELOW_MAP:
                 breach.gap = max(breach.gap, Decimal(1) - Decimal(row.converted) / Decimal(row.floor))
-            breach.region = row.region or breach.region
-            breach.rows.append(row)
+            breach.add(
+                row.observed_at, row.region, observation_id=row.id, price=row.price, currency=row.currency,
+                policy_price=row.min_price, policy_currency=row.policy_currency, url=row.url, listing_id=row.listing_id,
+            )  # fmt: skip
     for within, ids in verdicts.items():
         if ids:
             await session.execute(_MARK, {"now": now, "within": within, "ids": ids})
-    if breaches:
-        await _open_or_join(session, list(breaches.values()), now, result)
-    await _resolve_back_within(session, now, settings.conflict_auto_resolve_hours, result)
-    return result
+    return len(judged)
+
+
+_ORDERS_SINCE = text(
+    """
+    SELECT o.id, o.external_id, o.channel, o.ship_region, o.placed_at, o.updated_at, p.id AS partner_id,
+           p.territories <> '{}' AND NOT (o.ship_region = ANY(p.territories)
+                                          OR split_part(o.ship_region, '-', 1) = ANY(p.territories)) AS outside
+      FROM orders o
+      LEFT JOIN channel_partners p ON p.channel = o.channel AND p.seller_id = o.seller_id
+     WHERE o.ship_region IS NOT NULL AND o.seller_id IS NOT NULL
+       AND o.updated_at > coalesce((SELECT orders_until FROM conflict_watermarks), '-infinity') - CAST(:overlap AS interval)
+     ORDER BY o.updated_at LIMIT :limit
+    """
+)
+ORDERS_OVERLAP = timedelta(minutes=5)
+"""Orders committed late with an earlier update time are read again (their evidence is stored once)."""
+
+
+async def _judge_orders(session: AsyncSession, limit: int, found: _Found) -> int:
+    """Orders shipped outside the territories of the partner that sold them."""
+    rows = (await session.execute(_ORDERS_SINCE, {"limit": limit, "overlap": ORDERS_OVERLAP})).all()
+    if not rows:
+        return 0
+    for row in rows:
+        if row.outside:
+            breach = found.breach(row.partner_id, None, Cause.OUT_OF_TERRITORY, row.channel, row.placed_at)
+            breach.add(
+                row.placed_at,
+                row.ship_region,
+                order_id=row.id,
+                notes=f"Order {row.external_id} shipped to {row.ship_region}",
+            )
+    until = max(r.updated_at for r in rows)
+    await session.execute(
+        pg_insert(Watermark)
+        .values(tenant_id=current_tenant(session), orders_until=until)
+        .on_conflict_do_update(
+            index_elements=[Watermark.tenant_id],
+            set_={"orders_until": func.greatest(Watermark.orders_until, until)},
+        )
+    )
+    return len(rows)
+
+
+TYPES = {Cause.UNAUTHORISED_SELLER: ConflictType.MULTI_CHANNEL}
+"""How detection types what it finds; horizontal (between sellers of one level) otherwise."""
 
 
 async def _open_or_join(
@@ -575,10 +637,9 @@ async def _open_or_join(
     values = [
         {
             "tenant_id": tenant_id, "id": uuid7(), "partner_id": b.partner_id, "sku": b.sku, "cause": b.cause.value,
-            "type": (ConflictType.MULTI_CHANNEL if b.cause == Cause.UNAUTHORISED_SELLER else ConflictType.HORIZONTAL).value,
-            "channel": b.channel, "region": b.region, "policy_id": b.policy_id, "breaches": len(b.rows),
-            "worst_gap": round(b.gap, 4), "status": ConflictStatus.OPEN.value, "opened_at": b.first_at,
-            "last_breach_at": b.last_at, "updated_at": now,
+            "type": TYPES.get(b.cause, ConflictType.HORIZONTAL).value, "channel": b.channel, "region": b.region,
+            "policy_id": b.policy_id, "breaches": len(b.evidence), "worst_gap": round(b.gap, 4),
+            "status": ConflictStatus.OPEN.value, "opened_at": b.first_at, "last_breach_at": b.last_at, "updated_at": now,
         }
         for b in breaches
     ]  # fmt: skip
@@ -612,26 +673,24 @@ async def _open_or_join(
         events.append(
             {
                 "tenant_id": tenant_id, "id": uuid7(), "conflict_id": conflict.id, "at": now, "actor": SYSTEM,
-                "kind": "opened" if conflict.new else "evidence", "to_status": ConflictStatus.OPEN.value if conflict.new else None,
-                "note": f"{len(b.rows)} listing(s) seen {_cause_note(b.cause)}",
+                "kind": "opened" if conflict.new else "evidence",
+                "to_status": ConflictStatus.OPEN.value if conflict.new else None,
+                "note": f"{len(b.evidence)} {_cause_note(b.cause)}",
             }
         )  # fmt: skip
         evidence += [
-            {
-                "tenant_id": tenant_id, "id": uuid7(), "conflict_id": conflict.id, "observation_id": r.id, "price": r.price,
-                "currency": r.currency, "policy_price": r.min_price, "policy_currency": r.policy_currency, "url": r.url,
-                "listing_id": r.listing_id, "region": r.region, "observed_at": r.observed_at,
-            }
-            for r in b.rows
-        ]  # fmt: skip
+            {"tenant_id": tenant_id, "id": uuid7(), "conflict_id": conflict.id, **e} for e in b.evidence
+        ]
     await session.execute(pg_insert(Evidence).values(evidence).on_conflict_do_nothing())
     await session.execute(pg_insert(Event), events)
 
 
 def _cause_note(cause: Cause) -> str:
-    return (
-        "below the minimum advertised price" if cause == Cause.BELOW_MAP else "from a seller not authorised"
-    )
+    return {
+        Cause.BELOW_MAP: "listing(s) seen below the minimum advertised price",
+        Cause.UNAUTHORISED_SELLER: "listing(s) seen from a seller not authorised",
+        Cause.OUT_OF_TERRITORY: "order(s) shipped outside the seller's territories",
+    }[cause]
 
 
 async def _resolve_back_within(session: AsyncSession, now: datetime, hours: int, result: Detection) -> None:
@@ -691,6 +750,216 @@ MOVES: dict[ConflictStatus, frozenset[ConflictStatus]] = {
 }
 """Where a conflict may go from each status; a closed one may only be reopened."""
 CLOSED = {ConflictStatus.RESOLVED, ConflictStatus.DISMISSED}
+CONFIRMING = {ConflictStatus.NOTICE_SENT, ConflictStatus.ESCALATED, ConflictStatus.RESOLVED}
+"""Acting on a conflict confirms it: the first time, its partner climbs one step of the ladder."""
+
+
+async def _confirm(session: AsyncSession, conflict: Conflict, actor: str) -> None:
+    partner = await get_partner(session, conflict.partner_id, lock=True)
+    partner.violation_level += 1
+    partner.updated_at = datetime.now(UTC)
+    conflict.confirmed = True
+    ladder = (await settings_of(session)).escalation_ladder
+    step = ladder[min(partner.violation_level, len(ladder)) - 1]
+    session.add(
+        _event(
+            conflict,
+            actor,
+            "confirmed",
+            f"{partner.name} is at violation level {partner.violation_level} ({step}).",
+        )
+    )
+
+
+async def reset_violations(
+    session: AsyncSession, partner_id: uuid.UUID, reason: str, *, actor: str
+) -> Partner:
+    """Back to level 0, with the reason on record (the audit log)."""
+    if not 0 < len(reason.strip()) <= 500:
+        raise InvalidInput(Problem("reason", "INVALID_LENGTH", "Say why, in 1 to 500 characters."))
+    partner = await get_partner(session, partner_id, lock=True)
+    before = partner.violation_level
+    partner.violation_level, partner.updated_at = 0, datetime.now(UTC)
+    await session.flush()
+    await audit.record(
+        session, actor=actor, action="partner.reset_violations", target_type="ChannelPartner", target_id=partner.id,
+        before={"violation_level": before}, after={"violation_level": 0, "reason": reason.strip()},
+    )  # fmt: skip
+    return partner
+
+
+def escalation_step(partner: Partner, ladder: Sequence[str]) -> str | None:
+    """Where the partner stands on the tenant's ladder; None at level 0."""
+    return (
+        ladder[min(partner.violation_level, len(ladder)) - 1] if partner.violation_level and ladder else None
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceInput:
+    observed_at: datetime
+    price: int | None = None
+    currency: str | None = None
+    url: str | None = None
+    listing_id: str | None = None
+    region: str | None = None
+    notes: str | None = None
+    attachments: Sequence[str] = ()
+
+
+def _evidence_rows(
+    conflict: Conflict, given: Sequence[EvidenceInput], problems: list[Problem]
+) -> list[Evidence]:
+    _check(len(given) <= 50, problems, "evidence", "TOO_MANY", "At most 50 pieces of evidence at a time.")
+    rows = []
+    for n, e in enumerate(given[:50]):
+        where = f"evidence.{n}"
+        currency = e.currency.strip().upper() if e.currency else None
+        _check(
+            e.observed_at.tzinfo is not None,
+            problems,
+            f"{where}.observedAt",
+            "MISSING_TIMEZONE",
+            "Give the offset.",
+        )
+        _check(
+            (e.price is None) == (currency is None) and (e.price is None or 0 <= e.price <= 10**12),
+            problems, f"{where}.price", "INVALID_AMOUNT", "A price in minor units, with its currency.",
+        )  # fmt: skip
+        _check(
+            currency is None or is_currency(currency),
+            problems,
+            f"{where}.currency",
+            "INVALID_CURRENCY",
+            "ISO 4217.",
+        )
+        _check(
+            e.region is None or bool(REGION.match(e.region)),
+            problems,
+            f"{where}.region",
+            "INVALID_REGION",
+            "ISO 3166-2.",
+        )
+        _check(
+            len(e.notes or "") <= 2000,
+            problems,
+            f"{where}.notes",
+            "INVALID_LENGTH",
+            "At most 2,000 characters.",
+        )
+        _check(
+            len(e.attachments) <= 20 and all(a.startswith(("https://", "http://")) and len(a) <= 2000 for a in e.attachments),
+            problems, f"{where}.attachments", "INVALID_ATTACHMENT", "Up to 20 references, as http(s) URLs.",
+        )  # fmt: skip
+        rows.append(
+            Evidence(
+                tenant_id=conflict.tenant_id, id=uuid7(), conflict_id=conflict.id, price=e.price, currency=currency,
+                url=e.url, listing_id=e.listing_id, region=e.region, observed_at=e.observed_at, notes=e.notes,
+                attachments=list(e.attachments),
+            )
+        )  # fmt: skip
+    return rows
+
+
+async def record_conflict(
+    session: AsyncSession,
+    *,
+    type: ConflictType,
+    cause: Cause,
+    partner_id: uuid.UUID,
+    sku: str | None,
+    channel: str | None,
+    region: str | None,
+    evidence: Sequence[EvidenceInput],
+    owner: str | None,
+    note: str | None,
+    actor: str,
+) -> Conflict:
+    """A conflict seen by people rather than detection (poaching, a campaign not run, ...)."""
+    partner = await get_partner(session, partner_id)
+    problems: list[Problem] = []
+    _check(
+        sku is None or 0 < len(sku) <= MAX_SKU, problems, "sku", "INVALID_LENGTH", f"A SKU of 1 to {MAX_SKU}."
+    )
+    _check(
+        channel is None or bool(CHANNEL.match(channel)),
+        problems,
+        "channel",
+        "INVALID_CHANNEL",
+        "A channel key.",
+    )
+    _check(region is None or bool(REGION.match(region)), problems, "region", "INVALID_REGION", "ISO 3166-2.")
+    _check(
+        owner is None or 0 < len(owner) <= 200, problems, "owner", "INVALID_LENGTH", "1 to 200 characters."
+    )
+    _check(note is None or len(note) <= MAX_NOTE, problems, "note", "INVALID_LENGTH", f"At most {MAX_NOTE}.")
+    now = datetime.now(UTC)
+    first = min((e.observed_at for e in evidence if e.observed_at.tzinfo is not None), default=now)
+    conflict = Conflict(
+        tenant_id=partner.tenant_id, id=uuid7(), type=type.value, cause=cause.value, partner_id=partner.id, sku=sku,
+        channel=channel or partner.channel, region=region, breaches=max(len(evidence), 1), worst_gap=Decimal(0),
+        owner=owner, status=ConflictStatus.OPEN.value, confirmed=False, opened_at=first, last_breach_at=first,
+        updated_at=now,
+    )  # fmt: skip
+    rows = _evidence_rows(conflict, evidence, problems)
+    _raise(problems)
+    session.add(conflict)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as error:
+        if "uq_conflicts_open" not in str(error):
+            raise
+        raise InvalidInput(
+            Problem(
+                "partnerId",
+                "ALREADY_OPEN",
+                "A conflict is open for this partner, SKU and cause: add to that one.",
+            )
+        ) from None
+    session.add_all(rows)
+    session.add(_event(conflict, actor, "opened", note, to_status=ConflictStatus.OPEN.value))
+    return await _saved(session, conflict)
+
+
+async def add_evidence(
+    session: AsyncSession, conflict_id: uuid.UUID, evidence: Sequence[EvidenceInput], *, actor: str
+) -> Conflict:
+    conflict = await get_conflict(session, conflict_id, lock=True)
+    problems: list[Problem] = []
+    _check(len(evidence) > 0, problems, "evidence", "REQUIRED", "Give at least one piece of evidence.")
+    rows = _evidence_rows(conflict, evidence, problems)
+    _raise(problems)
+    session.add_all(rows)
+    session.add(_event(conflict, actor, "evidence", f"{len(rows)} piece(s) of evidence added"))
+    conflict.updated_at = datetime.now(UTC)
+    return await _saved(session, conflict)
+
+
+async def update_conflict(
+    session: AsyncSession,
+    conflict_id: uuid.UUID,
+    *,
+    type: ConflictType | None,
+    severity: str | None,
+    clear_severity: bool,
+    actor: str,
+) -> Conflict:
+    """Retype a conflict, or override its severity (or go back to the computed one)."""
+    if severity is not None and severity not in set(Severity):
+        raise InvalidInput(Problem("severity", "INVALID_SEVERITY", f"One of {', '.join(Severity)}."))
+    conflict = await get_conflict(session, conflict_id, lock=True)
+    changes = []
+    if type is not None and type.value != conflict.type:
+        changes.append(f"type {conflict.type} -> {type.value}")
+        conflict.type = type.value
+    if clear_severity or severity is not None:
+        changes.append(f"severity set to {severity or 'computed'}")
+        conflict.severity_override = None if clear_severity else severity
+    if changes:
+        conflict.updated_at = datetime.now(UTC)
+        session.add(_event(conflict, actor, "changed", "; ".join(changes)))
+    return await _saved(session, conflict)
 
 
 async def _saved(session: AsyncSession, conflict: Conflict) -> Conflict:
@@ -764,6 +1033,8 @@ async def transition(
     )
     _raise(problems)
     now = datetime.now(UTC)
+    if to in CONFIRMING and not conflict.confirmed:
+        await _confirm(session, conflict, actor)
     conflict.status = to.value
     if to == ConflictStatus.RESOLVED:
         conflict.resolution_strategy = strategy.value if strategy else None
@@ -855,3 +1126,70 @@ async def evidence_of(
     for row in rows:
         found[row.conflict_id].append(row)
     return found
+
+
+# -- the summary -----------------------------------------------------------------------------------
+
+_SUMMARY = text(
+    """
+    SELECT count(*) FILTER (WHERE opened_at < :to AND (closed_at IS NULL OR closed_at >= :to)) AS open,
+           count(*) FILTER (WHERE opened_at >= :from AND opened_at < :to) AS new,
+           count(*) FILTER (WHERE status = 'resolved' AND closed_at >= :from AND closed_at < :to) AS resolved,
+           count(*) FILTER (WHERE status = 'dismissed' AND closed_at >= :from AND closed_at < :to) AS dismissed,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM closed_at - opened_at) / 3600)
+             FILTER (WHERE status = 'resolved' AND closed_at >= :from AND closed_at < :to) AS median_hours
+      FROM conflicts
+    """
+)
+_GROUPS = text(
+    """
+    SELECT type, cause, channel, partner_id, count(*) AS n
+      FROM conflicts WHERE opened_at >= :from AND opened_at < :to
+     GROUP BY GROUPING SETS ((type), (cause), (channel), (partner_id))
+    """
+)
+_COMPLIANCE = text(
+    """
+    SELECT count(*) AS judged, count(*) FILTER (WHERE within_policy) AS within
+      FROM listing_observations
+     WHERE observed_at >= :from AND observed_at < :to AND within_policy IS NOT NULL
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    open: int
+    new: int
+    resolved: int
+    dismissed: int
+    median_hours_to_resolve: float | None
+    by_type: dict[str, int]
+    by_cause: dict[str, int]
+    by_channel: dict[str, int]
+    by_partner: dict[uuid.UUID, int]
+    listings_judged: int
+    map_compliance: float | None
+    """The share of listings seen in the period that kept their price policy."""
+
+
+async def summary(session: AsyncSession, since: datetime, until: datetime) -> Summary:
+    """Conflicts over [since, until): open at its end, new, closed, the median time to resolve,
+    new ones by type, cause, channel and partner; and MAP compliance of the listings seen."""
+    if until <= since:
+        raise InvalidInput(Problem("to", "INVALID_PERIOD", "The period ends after it starts."))
+    span = {"from": since, "to": until}
+    totals = (await session.execute(_SUMMARY, span)).one()
+    groups: dict[str, dict[Any, int]] = {"type": {}, "cause": {}, "channel": {}, "partner_id": {}}
+    for row in await session.execute(_GROUPS, span):
+        for name, found in groups.items():
+            if getattr(row, name) is not None:
+                found[getattr(row, name)] = row.n
+    compliance = (await session.execute(_COMPLIANCE, span)).one()
+    return Summary(
+        open=totals.open, new=totals.new, resolved=totals.resolved, dismissed=totals.dismissed,
+        median_hours_to_resolve=float(totals.median_hours) if totals.median_hours is not None else None,
+        by_type=groups["type"], by_cause=groups["cause"], by_channel=groups["channel"], by_partner=groups["partner_id"],
+        listings_judged=compliance.judged,
+        map_compliance=compliance.within / compliance.judged if compliance.judged else None,
+    )  # fmt: skip

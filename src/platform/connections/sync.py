@@ -76,6 +76,8 @@ def _order(channel: str, record: OrderRecord) -> orders.OrderInput:
         tax=record.tax,
         refunded=record.refunded,
         updated_at=record.updated_at,
+        ship_region=record.ship_region,
+        seller_id=record.seller_id,
         buyer=orders.BuyerInput(
             name=buyer.name,
             email=buyer.email,

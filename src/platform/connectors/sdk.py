@@ -120,6 +120,10 @@ class OrderRecord:
     shipping: int = 0
     tax: int = 0
     refunded: int = 0
+    ship_region: str | None = None
+    """Where it shipped: ISO 3166-2 (CN-GD) or a country, when the platform says."""
+    seller_id: str | None = None
+    """The platform's id of the store that sold it (a marketplace with many sellers)."""
 
 
 @dataclass(frozen=True, slots=True)

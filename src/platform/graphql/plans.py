@@ -311,6 +311,8 @@ ORDER = ObjectPlan(
         "tax": _money("tax"),
         "total": _money("total"),
         "refunded": _money("refunded"),
+        "shipRegion": column("ship_region"),
+        "sellerId": column("seller_id"),
         "lines": _lines,
         "customer": _order_customer,
     },

@@ -84,6 +84,8 @@ class OrderType(Node):
     tax: Money
     total: Money
     refunded: Money
+    ship_region: str | None = strawberry.field(description="Where it shipped (ISO 3166-2), when known.")
+    seller_id: str | None = strawberry.field(description="The channel's id of the store that sold it.")
 
     @classmethod
     def of(cls, row: OrderRow) -> OrderType:
@@ -103,6 +105,8 @@ class OrderType(Node):
             tax=money(row.tax),
             total=money(row.total),
             refunded=money(row.refunded),
+            ship_region=row.ship_region,
+            seller_id=row.seller_id,
         )
 
     @strawberry.field(description="The order's lines, in order.")
@@ -287,6 +291,12 @@ class RecordOrderInput:
     refunded: MinorUnits = MinorUnits(0)
     updated_at: datetime | None = strawberry.field(default=None, description="Defaults to `placedAt`.")
     buyer: BuyerInputType | None = None
+    ship_region: str | None = strawberry.field(
+        default=None, description="Where it shipped: ISO 3166-2, e.g. CN-GD."
+    )
+    seller_id: str | None = strawberry.field(
+        default=None, description="The channel's id of the store that sold it."
+    )
 
     def to_input(self) -> OrderInput:
         buyer = self.buyer
@@ -316,6 +326,8 @@ class RecordOrderInput:
             )
             if buyer
             else None,
+            ship_region=self.ship_region,
+            seller_id=self.seller_id,
         )
 
 

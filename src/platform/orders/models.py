@@ -30,6 +30,10 @@ class Order(Base):
     refunded: Mapped[int] = mapped_column(BigInteger)
     placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     source_updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ship_region: Mapped[str | None] = mapped_column(String(6))
+    """Where it shipped: ISO 3166-2 (CN-GD) or a country."""
+    seller_id: Mapped[str | None] = mapped_column(String(128))
+    """The channel's id of the store that sold it, as listings and channel partners name it."""
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

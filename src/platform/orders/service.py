@@ -35,6 +35,8 @@ from brandloop.orders.models import ExchangeRate, Order, OrderLine
 from brandloop.tenancy.service import is_currency, settings_of
 
 CHANNEL = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+REGION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+"""ISO 3166-2 (CN-GD, US-CA) or a whole country (ISO 3166-1 alpha-2)."""
 MAX_EXTERNAL_ID = 128
 MAX_LINES = 500
 MAX_SKU = 64
@@ -102,6 +104,10 @@ class OrderInput(NamedTuple):
     updated_at: datetime | None = None
     """The channel's last-modified time; an older one never overwrites a newer one."""
     buyer: BuyerInput | None = None
+    ship_region: str | None = None
+    """Where it shipped: ISO 3166-2 (CN-GD) or a country (CN)."""
+    seller_id: str | None = None
+    """The channel's id of the store that sold it."""
 
 
 class ValidOrder(NamedTuple):
@@ -197,6 +203,15 @@ def validate(order: OrderInput) -> ValidOrder:
             "Prices are 0 or more.",
         )
         lines.append(LineInput(sku, name, line.quantity, line.unit_price, category))
+    ship_region = order.ship_region.strip().upper() if order.ship_region else None
+    check(
+        ship_region is None or bool(REGION.match(ship_region)),
+        "shipRegion",
+        "INVALID_REGION",
+        "Use an ISO 3166-2 code such as CN-GD, or a country such as CN.",
+    )
+    seller_id = order.seller_id.strip() if order.seller_id and order.seller_id.strip() else None
+    check(seller_id is None or len(seller_id) <= 128, "sellerId", "INVALID_LENGTH", "At most 128 characters.")
     subtotal = order.subtotal if order.subtotal is not None else sum(x.quantity * x.unit_price for x in lines)
     check(
         0 <= subtotal <= MAX_AMOUNT, "subtotal", "INVALID_AMOUNT", "Amounts are whole minor units, 0 or more."
@@ -217,6 +232,8 @@ def validate(order: OrderInput) -> ValidOrder:
         subtotal=subtotal,
         lines=tuple(lines),
         updated_at=order.updated_at or order.placed_at,
+        ship_region=ship_region,
+        seller_id=seller_id,
     )
     return ValidOrder(valid, buyer)
 
@@ -271,19 +288,22 @@ def on_orders_changed(listener: OrderListener) -> None:
 _UPSERT_ORDERS = text(
     """
     INSERT INTO orders AS o (tenant_id, id, channel, external_id, customer_id, status, currency,
-                             subtotal, discount, shipping, tax, total, refunded, placed_at, source_updated_at)
+                             subtotal, discount, shipping, tax, total, refunded, placed_at, source_updated_at,
+                             ship_region, seller_id)
     SELECT :tenant, * FROM unnest(
         CAST(:ids AS uuid[]), CAST(:channels AS text[]), CAST(:external_ids AS text[]),
         CAST(:customers AS uuid[]), CAST(:statuses AS text[]), CAST(:currencies AS text[]),
         CAST(:subtotals AS bigint[]), CAST(:discounts AS bigint[]), CAST(:shippings AS bigint[]),
         CAST(:taxes AS bigint[]), CAST(:totals AS bigint[]), CAST(:refunds AS bigint[]),
-        CAST(:placed AS timestamptz[]), CAST(:updated AS timestamptz[]))
+        CAST(:placed AS timestamptz[]), CAST(:updated AS timestamptz[]), CAST(:regions AS text[]),
+        CAST(:sellers AS text[]))
     ON CONFLICT (tenant_id, channel, external_id) DO UPDATE SET
         customer_id = coalesce(excluded.customer_id, o.customer_id),
         status = excluded.status, currency = excluded.currency, subtotal = excluded.subtotal,
         discount = excluded.discount, shipping = excluded.shipping, tax = excluded.tax,
         total = excluded.total, refunded = excluded.refunded, placed_at = excluded.placed_at,
-        source_updated_at = excluded.source_updated_at, updated_at = now()
+        source_updated_at = excluded.source_updated_at, ship_region = excluded.ship_region,
+        seller_id = excluded.seller_id, updated_at = now()
       WHERE o.source_updated_at < excluded.source_updated_at
     RETURNING o.id, o.channel, o.external_id, (o.xmax = 0) AS inserted
     """
@@ -340,6 +360,8 @@ async def ingest(session: AsyncSession, orders: Sequence[ValidOrder]) -> IngestR
             "refunds": [x.refunded for x in o],
             "placed": [x.placed_at for x in o],
             "updated": [x.updated_at for x in o],
+            "regions": [x.ship_region for x in o],
+            "sellers": [x.seller_id for x in o],
         },
     )
     stored: dict[tuple[str, str], tuple[Outcome, uuid.UUID]] = {

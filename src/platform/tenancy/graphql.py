@@ -59,6 +59,9 @@ class TenantSettingsType:
     conflict_auto_resolve_hours: int = strawberry.field(
         description="A price conflict whose listings are back within policy resolves itself after this long."
     )
+    escalation_ladder: list[str] = strawberry.field(
+        description="The steps a channel partner climbs, one per confirmed conflict."
+    )
 
     @classmethod
     def of(cls, row: TenantSettings) -> TenantSettingsType:
@@ -72,6 +75,7 @@ class TenantSettingsType:
             nps_min_responses=row.nps_min_responses,
             detractor_follow_up_hours=row.detractor_follow_up_hours,
             conflict_auto_resolve_hours=row.conflict_auto_resolve_hours,
+            escalation_ladder=list(row.escalation_ladder),
         )
 
 
@@ -86,6 +90,7 @@ class UpdateTenantSettingsInput:
     nps_min_responses: int | None = strawberry.UNSET
     detractor_follow_up_hours: int | None = strawberry.UNSET
     conflict_auto_resolve_hours: int | None = strawberry.UNSET
+    escalation_ladder: list[str] | None = strawberry.UNSET
 
 
 @strawberry.type

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import DateTime, String, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from brandloop.db.base import Base, created_at_column, uuid7
@@ -40,6 +41,10 @@ class TenantSettings(Base):
     """A detractor's follow-up task is due this long after the response."""
     conflict_auto_resolve_hours: Mapped[int] = mapped_column(default=72)
     """A price conflict whose listings are back within policy resolves itself after this long."""
+    escalation_ladder: Mapped[list[str]] = mapped_column(
+        ARRAY(String(40)), default=lambda: ["warning", "formal_notice", "supply_hold", "termination"]
+    )
+    """The steps a partner climbs, one per confirmed conflict."""
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -61,6 +61,9 @@ async def active_tenant(session: AsyncSession) -> Tenant:
     return tenant
 
 
+DEFAULT_LADDER = ("warning", "formal_notice", "supply_hold", "termination")
+
+
 async def settings_of(session: AsyncSession) -> TenantSettings:
     """The session's tenant's settings; defaults until it changes them."""
     settings = await session.get(TenantSettings, current_tenant(session))
@@ -75,6 +78,7 @@ async def settings_of(session: AsyncSession) -> TenantSettings:
         nps_min_responses=30,
         detractor_follow_up_hours=48,
         conflict_auto_resolve_hours=72,
+        escalation_ladder=list(DEFAULT_LADDER),
     )
 
 
@@ -112,6 +116,17 @@ async def update_settings(session: AsyncSession, changes: dict[str, object], *, 
         problems.append(Problem("detractorFollowUpHours", "OUT_OF_RANGE", "Give 1 to 2,160 hours."))
     if not 1 <= settings.conflict_auto_resolve_hours <= 24 * 90:
         problems.append(Problem("conflictAutoResolveHours", "OUT_OF_RANGE", "Give 1 to 2,160 hours."))
+    ladder = settings.escalation_ladder
+    if not (
+        0 < len(ladder) <= 10
+        and all(0 < len(step) <= 40 for step in ladder)
+        and len(set(ladder)) == len(ladder)
+    ):
+        problems.append(
+            Problem(
+                "escalationLadder", "INVALID_LADDER", "Give 1 to 10 distinct steps of 1 to 40 characters."
+            )
+        )
     if problems:
         raise InvalidInput(*problems)
     await session.flush()
