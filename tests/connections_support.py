@@ -47,6 +47,8 @@ async def serving(app: ASGIApp) -> AsyncIterator[str]:
 
 ORDERS: list[dict[str, object]] = []
 """What the example platform stand-in (tests/connectors/conftest.py) lists, two a page."""
+LISTINGS: list[dict[str, object]] = []
+"""What the example platform's stand-in shows as listings, all on one page."""
 FAILURES: dict[str, int] = {}
 """How many more times the stand-in fails a request for a cursor."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from connections_support import FAILURES, ORDERS, serving
+from connections_support import FAILURES, LISTINGS, ORDERS, serving
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -73,6 +73,7 @@ async def market() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
     by update time; `FAILURES` makes the next requests of a cursor fail); yields its URL and the
     token requests."""
     seen: list[dict[str, object]] = []
+    LISTINGS.clear()
 
     async def listing(request: Request) -> JSONResponse:
         if request.headers.get("authorization") != "Bearer at-123":
@@ -106,7 +107,14 @@ async def market() -> AsyncIterator[tuple[str, list[dict[str, object]]]]:
             {"access_token": "at-789", "refresh_token": "rt-000", "expires_at": "2027-01-01T00:00:00+00:00"}
         )
 
+    async def listings(request: Request) -> JSONResponse:
+        since = datetime.fromisoformat(request.query_params["since"])
+        until = datetime.fromisoformat(request.query_params["until"])
+        inside = [x for x in LISTINGS if since <= datetime.fromisoformat(str(x["seen_at"])) < until]
+        return JSONResponse({"listings": inside, "next_cursor": None})
+
     routes = [
+        Route("/listings", listings),
         Route("/token", token, methods=["POST"]),
         Route("/token/refresh", refresh, methods=["POST"]),
         Route("/orders", listing),

@@ -51,7 +51,7 @@ async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClien
         {
             "key": "example",
             "displayName": "Example Market",
-            "capabilities": ["orders", "webhooks"],
+            "capabilities": ["listings", "orders", "webhooks"],
             "configFields": [
                 {"name": "base_url", "secret": False, "required": False},
                 {"name": "app_key", "secret": False, "required": True},

@@ -23,7 +23,7 @@ def test_an_installed_plugin_is_discovered(site: Path) -> None:
     connectors = discover()
     example = connectors["example"]
     assert example.display_name == "Example Market"
-    assert example.capabilities == {Capability.ORDERS, Capability.WEBHOOKS}
+    assert example.capabilities == {Capability.ORDERS, Capability.LISTINGS, Capability.WEBHOOKS}
     assert secret_fields(example.config_model) == ["app_secret"]
     config = example.config_model(app_key="k1", app_secret="s3cret")
     assert "s3cret" not in repr(config)  # secrets never print

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from connections_support import FAILURES, ORDERS, create
+from connections_support import FAILURES, LISTINGS, ORDERS, create
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop.connections import platforms, service, sync
@@ -144,3 +144,45 @@ async def test_an_admin_syncs_now_disables_and_enables_a_connection(
     # Another tenant's key finds no such connection.
     foreign = (await change("disableConnection", other_tenant.key))["disableConnection"]
     assert foreign == {"connection": None, "userErrors": [{"field": "id", "code": "NOT_FOUND"}]}
+
+
+async def test_listings_pulled_from_a_connection_are_judged_for_conflicts(
+    site: Path,
+    engine: AsyncEngine,
+    settings: Settings,
+    gql: GraphQLClient,
+    tenant: Tenant,
+    market: tuple[str, list[dict[str, object]]],
+) -> None:
+    ORDERS.clear()
+    FAILURES.clear()
+    at = lambda hours: (datetime.now(UTC) - timedelta(hours=hours)).isoformat()  # noqa: E731
+    LISTINGS[:] = [
+        {"sku": "TEA-1", "seller": "cheap-store", "price": 7900, "currency": "CNY", "seen_at": at(3), "url": "https://ex/1"},
+        {"sku": "TEA-1", "seller": "fair-store", "price": 10000, "currency": "CNY", "seen_at": at(2), "url": "https://ex/2"},
+    ]  # fmt: skip
+    policy = (
+        """mutation($input: PricePolicyInput!) { createPricePolicy(input: $input) { userErrors { code } } }"""
+    )
+    made = await gql.data(
+        tenant.key,
+        policy,
+        {"input": {"sku": "TEA-1", "currency": "CNY", "minPrice": 10000, "validFrom": at(48)}},
+    )
+    assert made["createPricePolicy"]["userErrors"] == []
+    await connected(engine, settings, gql, tenant, market[0])
+    await worker.run_tenant_job(engine, settings, SYNC, tenant.id)
+    found = await gql.data(
+        tenant.key,
+        "{ conflicts { edges { node { cause channel partner { sellerId } evidence { price url } } } } }",
+    )
+    seen = sorted(
+        (n["partner"]["sellerId"], n["cause"], n["channel"], [e["price"] for e in n["evidence"]])
+        for n in (e["node"] for e in found["conflicts"]["edges"])
+    )
+    # Both sellers are new to the brand (unauthorised); only the cheap one broke MAP too.
+    assert seen == [
+        ("cheap-store", "BELOW_MAP", "example", [7900]),
+        ("cheap-store", "UNAUTHORISED_SELLER", "example", [7900]),
+        ("fair-store", "UNAUTHORISED_SELLER", "example", [10000]),
+    ]

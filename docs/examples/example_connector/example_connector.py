@@ -1,5 +1,5 @@
-"""A minimal connector for an imaginary marketplace: OAuth-style authorization, orders paged by
-time window and cursor, and webhooks signed with HMAC-SHA256 over the body."""
+"""A minimal connector for an imaginary marketplace: OAuth-style authorization, orders and
+listings paged by time window and cursor, and webhooks signed with HMAC-SHA256 over the body."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class ExampleConfig(ConnectorConfig):
 class ExampleConnector:
     key = "example"
     display_name = "Example Market"
-    capabilities = frozenset({Capability.ORDERS, Capability.WEBHOOKS})
+    capabilities = frozenset({Capability.ORDERS, Capability.LISTINGS, Capability.WEBHOOKS})
     config_model = ExampleConfig
     requests_per_second = 20.0
 
@@ -100,7 +100,32 @@ class ExampleConnector:
         window: TimeWindow,
         cursor: str | None,
     ) -> Page[ListingObservation]:
-        raise NotImplementedError("Example Market has no listings API")
+        assert isinstance(config, ExampleConfig)
+        response = await client.get(
+            f"{config.base_url}/listings",
+            params={
+                "since": window.since.isoformat(),
+                "until": window.until.isoformat(),
+                "cursor": cursor or "",
+            },
+            headers={"Authorization": f"Bearer {grant.access_token.get_secret_value()}"},
+        )
+        response.raise_for_status()
+        body = response.json()
+        return Page(
+            [
+                ListingObservation(
+                    sku=str(x["sku"]),
+                    seller_id=str(x["seller"]),
+                    price=int(x["price"]),
+                    currency=str(x["currency"]),
+                    observed_at=datetime.fromisoformat(str(x["seen_at"])),
+                    url=x.get("url"),
+                )
+                for x in body["listings"]
+            ],
+            body.get("next_cursor"),
+        )
 
     def verify_webhook(
         self, config: ConnectorConfig, *, url: str, headers: Mapping[str, str], body: bytes

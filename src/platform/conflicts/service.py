@@ -348,61 +348,63 @@ class ObservationInput:
     listing_id: str | None = None
 
 
-async def record_observations(session: AsyncSession, given: Sequence[ObservationInput]) -> int:
-    """Store listings as seen (from connectors or a partner's integration); detection judges them."""
+def observation_row(session: AsyncSession, o: ObservationInput, where: str = "observation") -> dict[str, Any]:
+    """A listing as stored, or InvalidInput saying what is wrong with it."""
     problems: list[Problem] = []
+    currency = o.currency.strip().upper()
+    _check(bool(CHANNEL.match(o.channel)), problems, f"{where}.channel", "INVALID_CHANNEL", "A channel key.")
+    _check(0 < len(o.sku.strip()) <= MAX_SKU, problems, f"{where}.sku", "INVALID_LENGTH", "A SKU of 1 to 64.")
     _check(
-        0 < len(given) <= MAX_OBSERVATIONS, problems, "observations", "INVALID_COUNT",
-        f"Send 1 to {MAX_OBSERVATIONS} observations at a time.",
-    )  # fmt: skip
-    rows = []
-    for n, o in enumerate(given[:MAX_OBSERVATIONS]):
-        where, currency = f"observations.{n}", o.currency.strip().upper()
-        _check(
-            bool(CHANNEL.match(o.channel)), problems, f"{where}.channel", "INVALID_CHANNEL", "A channel key."
-        )
-        _check(
-            0 < len(o.sku.strip()) <= MAX_SKU, problems, f"{where}.sku", "INVALID_LENGTH", "A SKU of 1 to 64."
-        )
-        _check(
-            0 < len(o.seller_id) <= 128,
-            problems,
-            f"{where}.sellerId",
-            "INVALID_LENGTH",
-            "A seller id of 1 to 128.",
-        )
-        _check(
-            0 <= o.price <= 10**12, problems, f"{where}.price", "INVALID_AMOUNT", "A price in minor units."
-        )
-        _check(is_currency(currency), problems, f"{where}.currency", "INVALID_CURRENCY", "An ISO 4217 code.")
-        _check(
-            o.observed_at.tzinfo is not None,
-            problems,
-            f"{where}.observedAt",
-            "MISSING_TIMEZONE",
-            "Give the offset.",
-        )
-        _check(
-            o.region is None or bool(REGION.match(o.region)),
-            problems,
-            f"{where}.region",
-            "INVALID_REGION",
-            "ISO 3166-2.",
-        )
-        _check(
-            o.url is None or len(o.url) <= 2000, problems, f"{where}.url", "INVALID_LENGTH", "At most 2,000."
-        )
-        if not problems:
-            rows.append(
-                {
-                    "tenant_id": current_tenant(session), "id": uuid7(), "channel": o.channel, "sku": o.sku.strip(),
-                    "seller_id": o.seller_id, "seller_name": (o.seller_name or "")[:200] or None, "price": o.price,
-                    "currency": currency, "digits": get_currency_precision(currency), "region": o.region,
-                    "url": o.url, "listing_id": (o.listing_id or "")[:128] or None, "observed_at": o.observed_at,
-                }
-            )  # fmt: skip
+        0 < len(o.seller_id) <= 128,
+        problems,
+        f"{where}.sellerId",
+        "INVALID_LENGTH",
+        "A seller id of 1 to 128.",
+    )
+    _check(0 <= o.price <= 10**12, problems, f"{where}.price", "INVALID_AMOUNT", "A price in minor units.")
+    _check(is_currency(currency), problems, f"{where}.currency", "INVALID_CURRENCY", "An ISO 4217 code.")
+    _check(
+        o.observed_at.tzinfo is not None,
+        problems,
+        f"{where}.observedAt",
+        "MISSING_TIMEZONE",
+        "Give the offset.",
+    )
+    _check(
+        o.region is None or bool(REGION.match(o.region)),
+        problems,
+        f"{where}.region",
+        "INVALID_REGION",
+        "ISO 3166-2.",
+    )
+    _check(o.url is None or len(o.url) <= 2000, problems, f"{where}.url", "INVALID_LENGTH", "At most 2,000.")
     _raise(problems)
-    await session.execute(pg_insert(Observation), rows)
+    return {
+        "tenant_id": current_tenant(session), "id": uuid7(), "channel": o.channel, "sku": o.sku.strip(),
+        "seller_id": o.seller_id, "seller_name": (o.seller_name or "")[:200] or None, "price": o.price,
+        "currency": currency, "digits": get_currency_precision(currency), "region": o.region, "url": o.url,
+        "listing_id": (o.listing_id or "")[:128] or None, "observed_at": o.observed_at,
+    }  # fmt: skip
+
+
+async def store_observations(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    await session.execute(pg_insert(Observation), list(rows))
+
+
+async def record_observations(session: AsyncSession, given: Sequence[ObservationInput]) -> int:
+    """Store listings as seen (a partner's integration); all or none. Detection judges them."""
+    if not 0 < len(given) <= MAX_OBSERVATIONS:
+        raise InvalidInput(
+            Problem("observations", "INVALID_COUNT", f"Send 1 to {MAX_OBSERVATIONS} observations at a time.")
+        )
+    rows, problems = [], []
+    for n, o in enumerate(given):
+        try:
+            rows.append(observation_row(session, o, f"observations.{n}"))
+        except InvalidInput as error:
+            problems += error.problems
+    _raise(problems)
+    await store_observations(session, rows)
     return len(rows)
 
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import structlog
@@ -25,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from brandloop.audit import service as audit
+from brandloop.conflicts import service as conflicts
 from brandloop.connections import service
 from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus, WebhookEvent
 from brandloop.connections.platforms import Platforms, retry_after
@@ -34,6 +38,7 @@ from brandloop.connectors import (
     Capability,
     Connector,
     EventKind,
+    ListingObservation,
     OrderRecord,
     Page,
     PlatformError,
@@ -91,15 +96,67 @@ def _order(channel: str, record: OrderRecord) -> orders.OrderInput:
     )
 
 
-async def _checkpoint(session: AsyncSession, connection: Connection, now: datetime) -> Checkpoint | None:
-    """The connection's orders checkpoint (made on first use), locked; None when another worker
-    holds it."""
+async def _ingest_orders(
+    session: AsyncSession, connection: Connection, records: Sequence[OrderRecord]
+) -> None:
+    valid = []
+    for record in records:
+        try:
+            valid.append(orders.validate(_order(connection.connector, record)))
+        except InvalidInput as error:
+            log.warning(
+                "order refused", connection=str(connection.id), order=record.external_id, error=str(error)
+            )
+    if valid:
+        await orders.ingest(session, valid)
+
+
+async def _ingest_listings(
+    session: AsyncSession, connection: Connection, records: Sequence[ListingObservation]
+) -> None:
+    valid = []
+    for record in records:
+        seen = conflicts.ObservationInput(
+            channel=connection.connector, sku=record.sku, seller_id=record.seller_id, price=record.price,
+            currency=record.currency, observed_at=record.observed_at, seller_name=record.seller_name,
+            region=record.region, url=record.url, listing_id=record.listing_id,
+        )  # fmt: skip
+        try:
+            valid.append(conflicts.observation_row(session, seen))
+        except InvalidInput as error:
+            log.warning("listing refused", connection=str(connection.id), sku=record.sku, error=str(error))
+    if valid:
+        await conflicts.store_observations(session, valid)
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """What the engine pulls from a connection, with its own checkpoint."""
+
+    resource: str
+    capability: Capability
+    fetch: Callable[[Connector], Callable[..., Awaitable[Page[Any]]]]
+    ingest: Callable[[AsyncSession, Connection, Sequence[Any]], Awaitable[None]]
+
+
+ORDER_STREAM = Stream(ORDERS, Capability.ORDERS, lambda plugin: plugin.fetch_orders, _ingest_orders)
+LISTING_STREAM = Stream(
+    "listings", Capability.LISTINGS, lambda plugin: plugin.fetch_listings, _ingest_listings
+)
+STREAMS = (ORDER_STREAM, LISTING_STREAM)
+
+
+async def _checkpoint(
+    session: AsyncSession, connection: Connection, resource: str, now: datetime
+) -> Checkpoint | None:
+    """The connection's checkpoint for a stream (made on first use), locked; None when another
+    worker holds it."""
     await session.execute(
         pg_insert(Checkpoint)
         .values(
             tenant_id=connection.tenant_id,
             connection_id=connection.id,
-            resource=ORDERS,
+            resource=resource,
             synced_until=now - timedelta(days=INITIAL_DAYS),
             failures=0,
             records_in=0,
@@ -108,7 +165,7 @@ async def _checkpoint(session: AsyncSession, connection: Connection, now: dateti
     )
     return await session.scalar(
         select(Checkpoint)
-        .where(Checkpoint.connection_id == connection.id, Checkpoint.resource == ORDERS)
+        .where(Checkpoint.connection_id == connection.id, Checkpoint.resource == resource)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )
@@ -136,42 +193,48 @@ async def _fetch(
     session: AsyncSession,
     vault: Vault,
     platforms: Platforms,
-    plugin: Connector,
     connection: Connection,
+    stream: Stream,
     window: TimeWindow,
     cursor: str | None,
-) -> Page[OrderRecord]:
+) -> Page[Any]:
     """One page; an access token refused as expired is refreshed (committed on its own) and the
     page asked for once more."""
-    client = platforms.client(connection.id, plugin)
+    plugin = service.connector(connection.connector)
+    client, fetch = platforms.client(connection.id, plugin), stream.fetch(plugin)
     config = service.configuration(vault, connection)
     try:
-        return await plugin.fetch_orders(client, config, service.grant_of(vault, connection), window, cursor)
+        return await fetch(client, config, service.grant_of(vault, connection), window, cursor)
     except TokenExpired:
         await service.refresh_grant(engine_of(session), vault, platforms, connection.tenant_id, connection.id)
         await session.refresh(connection)
         if connection.status == ConnectionStatus.REVOKED:
             raise AuthorizationRevoked("the platform refused to refresh the grant") from None
         # Refreshed, or the refresh failed for now and this raises TokenExpired again: backoff.
-        return await plugin.fetch_orders(client, config, service.grant_of(vault, connection), window, cursor)
+        return await fetch(client, config, service.grant_of(vault, connection), window, cursor)
 
 
 async def sync_page(
-    session: AsyncSession, vault: Vault, platforms: Platforms, connection: Connection, *, now: datetime
+    session: AsyncSession,
+    vault: Vault,
+    platforms: Platforms,
+    connection: Connection,
+    *,
+    now: datetime,
+    stream: Stream = ORDER_STREAM,
 ) -> bool:
-    """Pull one page of the connection's changed orders and move its checkpoint past it, in the
+    """Pull one page of a stream (orders by default) and move its checkpoint past it, in the
     caller's transaction; True when there is more to pull now."""
-    checkpoint = await _checkpoint(session, connection, now)
+    checkpoint = await _checkpoint(session, connection, stream.resource, now)
     if checkpoint is None or (checkpoint.cursor is None and checkpoint.synced_until >= now):
         return False
     if checkpoint.retry_at is not None and checkpoint.retry_at > now:
         return False
-    plugin = service.connector(connection.connector)
     if checkpoint.cursor is None or checkpoint.window_until is None:
         checkpoint.window_until = min(checkpoint.synced_until + WINDOW, now)
     window = TimeWindow(checkpoint.synced_until - OVERLAP, checkpoint.window_until)
     try:
-        page = await _fetch(session, vault, platforms, plugin, connection, window, checkpoint.cursor)
+        page = await _fetch(session, vault, platforms, connection, stream, window, checkpoint.cursor)
     except AuthorizationRevoked as error:
         _failed(checkpoint, error, now)
         if connection.status == ConnectionStatus.ACTIVE:
@@ -179,18 +242,11 @@ async def sync_page(
         return False
     except (httpx.HTTPError, PlatformError) as error:
         _failed(checkpoint, error, now)
-        log.warning("sync failed", connection=str(connection.id), failures=checkpoint.failures)
+        log.warning(
+            "sync failed", connection=str(connection.id), stream=stream.resource, failures=checkpoint.failures
+        )
         return False
-    valid = []
-    for record in page.records:
-        try:
-            valid.append(orders.validate(_order(plugin.key, record)))
-        except InvalidInput as error:
-            log.warning(
-                "order refused", connection=str(connection.id), order=record.external_id, error=str(error)
-            )
-    if valid:
-        await orders.ingest(session, valid)
+    await stream.ingest(session, connection, page.records)
     if page.next_cursor is None:
         checkpoint.synced_until, checkpoint.cursor, checkpoint.window_until = window.until, None, None
     else:
@@ -203,10 +259,17 @@ async def sync_page(
 
 
 async def sync_round(session: AsyncSession, vault: Vault, platforms: Platforms, *, now: datetime) -> int:
-    """One page for every active connection that pulls orders; returns how many have more."""
-    more = 0
+    """One page of every stream of every active connection; listings pulled are judged for
+    conflicts at once. Returns how many streams have more."""
+    more, listed = 0, False
     for connection in await _active(session):
-        more += await sync_page(session, vault, platforms, connection, now=now)
+        capabilities = service.connector(connection.connector).capabilities
+        for stream in STREAMS:
+            if stream.capability in capabilities:
+                more += await sync_page(session, vault, platforms, connection, now=now, stream=stream)
+                listed |= stream is LISTING_STREAM
+    if listed:
+        await conflicts.detect(session, now=now)
     return more
 
 
@@ -218,6 +281,8 @@ async def catch_up_round(session: AsyncSession, vault: Vault, platforms: Platfor
     pending = exists().where(WebhookEvent.connection_id == Connection.id, WebhookEvent.processed_at.is_(None))
     more = 0
     for connection in await _active(session, or_(Connection.sync_requested_at.is_not(None), pending)):
+        if Capability.ORDERS not in service.connector(connection.connector).capabilities:
+            continue
         if await sync_page(session, vault, platforms, connection, now=now):
             more += 1
             continue
@@ -255,7 +320,8 @@ async def _active(session: AsyncSession, *where: ColumnElement[bool]) -> list[Co
     rows = await session.scalars(
         select(Connection).where(Connection.status == ConnectionStatus.ACTIVE, *where).order_by(Connection.id)
     )
-    return [c for c in rows if Capability.ORDERS in service.connector(c.connector).capabilities]
+    pulled = {stream.capability for stream in STREAMS}
+    return [c for c in rows if pulled & service.connector(c.connector).capabilities]
 
 
 async def request_sync(session: AsyncSession, connection_id: uuid.UUID, *, actor: str) -> Connection:
