@@ -419,10 +419,15 @@ _JUDGE = text(
       SELECT b.id, b.channel, b.sku, b.price, b.currency, b.region, b.url, b.listing_id, b.observed_at,
              p.id AS partner_id, p.authorised,
              pol.id AS policy_id, pol.min_price, pol.currency AS policy_currency, pol.digits AS policy_digits,
+             -- Rates are looked up only for a listing in another currency than its policy.
              b.price::numeric / 10 ^ b.digits * CASE
                WHEN b.currency = pol.currency THEN 1
-               ELSE coalesce(rx.rate, CASE WHEN b.currency = :reporting THEN 1 END)
-                  / coalesce(rp.rate, CASE WHEN pol.currency = :reporting THEN 1 END)
+               ELSE coalesce((SELECT rate FROM exchange_rates r WHERE r.currency = b.currency
+                                 AND r.day <= b.observed_at::date ORDER BY r.day DESC LIMIT 1),
+                             CASE WHEN b.currency = :reporting THEN 1 END)
+                  / coalesce((SELECT rate FROM exchange_rates r WHERE r.currency = pol.currency
+                                 AND r.day <= b.observed_at::date ORDER BY r.day DESC LIMIT 1),
+                             CASE WHEN pol.currency = :reporting THEN 1 END)
              END AS converted
         FROM batch b
         JOIN channel_partners p ON p.channel = b.channel AND p.seller_id = b.seller_id
@@ -431,12 +436,6 @@ _JUDGE = text(
            WHERE pol.sku = b.sku AND (pol.channel IS NULL OR pol.channel = b.channel)
              AND pol.valid_from <= b.observed_at AND (pol.valid_until IS NULL OR pol.valid_until > b.observed_at)
            ORDER BY pol.channel IS NULL, pol.valid_from DESC LIMIT 1) pol ON true
-        LEFT JOIN LATERAL (
-          SELECT rate FROM exchange_rates r WHERE r.currency = b.currency AND r.day <= b.observed_at::date
-           ORDER BY r.day DESC LIMIT 1) rx ON true
-        LEFT JOIN LATERAL (
-          SELECT rate FROM exchange_rates r WHERE r.currency = pol.currency AND r.day <= b.observed_at::date
-           ORDER BY r.day DESC LIMIT 1) rp ON true
     )
     SELECT j.*, j.min_price::numeric / 10 ^ j.policy_digits AS floor,
            EXISTS (
@@ -555,7 +554,8 @@ async def detect(session: AsyncSession, *, now: datetime | None = None, limit: i
     result.checked += await _judge_orders(session, limit, found)
     if found:
         await _open_or_join(session, list(found.values()), now, result)
-    await _resolve_back_within(session, now, settings.conflict_auto_resolve_hours, result)
+    if result.checked < limit:  # once the backlog is judged, not after every batch of it
+        await _resolve_back_within(session, now, settings.conflict_auto_resolve_hours, result)
     return result
 
 
@@ -645,7 +645,8 @@ async def _open_or_join(
         }
         for b in breaches
     ]  # fmt: skip
-    insert = pg_insert(Conflict).values(values)
+    # executemany forms: compiled once and cached, sent in batches (insertmanyvalues).
+    insert = pg_insert(Conflict)
     upsert = insert.on_conflict_do_update(
         index_elements=[Conflict.tenant_id, Conflict.partner_id, Conflict.sku, Conflict.cause],
         index_where=text("status NOT IN ('resolved', 'dismissed')"),
@@ -663,7 +664,7 @@ async def _open_or_join(
         Conflict.cause,
         literal_column("xmax = 0").label("new"),
     )
-    stored = {(r.partner_id, r.sku, Cause(r.cause)): r for r in await session.execute(upsert)}
+    stored = {(r.partner_id, r.sku, Cause(r.cause)): r for r in await session.execute(upsert, values)}
     evidence, events = [], []
     for b in breaches:
         conflict = stored[(b.partner_id, b.sku, b.cause)]
@@ -683,7 +684,7 @@ async def _open_or_join(
         evidence += [
             {"tenant_id": tenant_id, "id": uuid7(), "conflict_id": conflict.id, **e} for e in b.evidence
         ]
-    await session.execute(pg_insert(Evidence).values(evidence).on_conflict_do_nothing())
+    await session.execute(pg_insert(Evidence).on_conflict_do_nothing(), evidence)
     await session.execute(pg_insert(Event), events)
 
 
