@@ -8,7 +8,11 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"src/platform": "brandloop", "src/plugins": "brandloop_plugins"}
+FOLDERS = {
+    "src/platform": "brandloop",
+    "src/plugins": "brandloop_plugins",
+    "migrations": "brandloop.migrations",
+}
 
 
 def test_every_package_folder_is_listed_in_pyproject() -> None:

@@ -157,7 +157,7 @@ def _persisted_query(payload: dict[str, Any], persisted: LRUCache[str, str]) -> 
 async def graphql(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     if request.method == "GET":
-        if runtime.settings.graphiql:
+        if runtime.settings.graphiql_enabled:
             return HTMLResponse(get_graphql_ide_html())
         return _error(405, "BAD_REQUEST", "POST GraphQL operations as JSON.")
     payload = await _read_operation(request, runtime.settings.max_body_bytes)

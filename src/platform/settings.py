@@ -39,8 +39,13 @@ class Settings(BaseSettings):
     jwt_role_claim: str = "brandloop_role"
     jwks_cache_seconds: int = Field(default=600, ge=10)
     jwks_timeout_seconds: float = Field(default=5.0, gt=0)
-    dev_tokens: bool = Field(
-        default=True, description="Accept tokens from `brandloop token`; never in production."
+    dev_tokens: bool | None = Field(
+        default=None,
+        description="Accept tokens from `brandloop token`; default: outside production only (refused in it).",
+    )
+    graphiql: bool | None = Field(
+        default=None,
+        description="Serve GraphiQL on GET /graphql; default: outside production only (refused in it).",
     )
 
     # Limits against abuse.
@@ -82,12 +87,12 @@ class Settings(BaseSettings):
         return self.environment == "production"
 
     @property
-    def graphiql(self) -> bool:
-        return not self.production
+    def graphiql_enabled(self) -> bool:
+        return not self.production if self.graphiql is None else self.graphiql
 
     @property
     def dev_tokens_enabled(self) -> bool:
-        return self.dev_tokens and not self.production
+        return not self.production if self.dev_tokens is None else self.dev_tokens
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Settings:
@@ -98,8 +103,16 @@ class Settings(BaseSettings):
             problems.append("BRANDLOOP_DATABASE_URL must be set (no embedded database)")
         if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
             problems.append("BRANDLOOP_SECRET_KEY must be set, 32 characters or more")
-        if not _is_key(self.encryption_key):
+        if self.encryption_key is None or not _is_key(self.encryption_key):
             problems.append("BRANDLOOP_ENCRYPTION_KEY must be set: 32 bytes, base64url")
+        elif self.encryption_key.get_secret_value() == _development_key(self.data_dir, "encryption-key"):
+            problems.append("BRANDLOOP_ENCRYPTION_KEY must not be the development key of the data folder")
+        if self.dev_tokens:
+            problems.append("BRANDLOOP_DEV_TOKENS must be off: development tokens are for laptops")
+        if self.graphiql:
+            problems.append("BRANDLOOP_GRAPHIQL must be off")
+        if not self.public_url.startswith("https://"):
+            problems.append("BRANDLOOP_PUBLIC_URL must be the https address customers and platforms reach")
         if self.jwt_jwks_url and not self.jwt_issuer:
             problems.append("BRANDLOOP_JWT_ISSUER must be set with BRANDLOOP_JWT_JWKS_URL")
         if problems:
@@ -120,6 +133,11 @@ def _is_key(value: SecretStr | None) -> bool:
         return len(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))) == 32
     except ValueError:
         return False
+
+
+def _development_key(data_dir: Path, name: str) -> str | None:
+    path = Path(data_dir) / name
+    return path.read_text().strip() if path.is_file() else None
 
 
 def development_secret(data_dir: Path, name: str, make: Callable[[], str]) -> str:

@@ -6,12 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -279,6 +281,7 @@ async def test_development_tokens_are_refused_in_production(
         data_dir=settings.data_dir,
         secret_key="a-production-secret-of-32-characters-or-more",
         encryption_key="q3v2m9c1l0x8b7n6a5s4d3f2g1h0j9k8l7z6x5c4v3b",
+        public_url="https://api.brand.example",
     )
     app = create_app(production)
     async with (
@@ -302,6 +305,26 @@ def test_production_refuses_development_defaults(monkeypatch: pytest.MonkeyPatch
         Settings(
             _env_file=None, environment="production", database_url="postgresql://x/y", secret_key="short"
         )
+
+
+def test_production_refuses_every_development_switch(tmp_path: Path) -> None:
+    development_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    (tmp_path / "encryption-key").write_text(development_key)
+    fine = {
+        "_env_file": None, "environment": "production", "database_url": "postgresql://x/y", "data_dir": tmp_path,
+        "secret_key": "s" * 40, "encryption_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "public_url": "https://api.brand.example",
+    }  # fmt: skip
+    settings = Settings(**fine)
+    assert not settings.dev_tokens_enabled and not settings.graphiql_enabled
+    for change, named in [
+        ({"dev_tokens": True}, "BRANDLOOP_DEV_TOKENS"),
+        ({"graphiql": True}, "BRANDLOOP_GRAPHIQL"),
+        ({"public_url": "http://127.0.0.1:8000"}, "BRANDLOOP_PUBLIC_URL"),
+        ({"encryption_key": development_key}, "development key"),
+    ]:
+        with pytest.raises(ValueError, match=named):
+            Settings(**{**fine, **change})
 
 
 # -- JWTs from the identity provider -----------------------------------------------------------

@@ -11,7 +11,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+from brandloop import migrations
+
+MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
 
 def _config(connection: Connection | None = None) -> Config:
