@@ -73,6 +73,7 @@ app.add_typer(connections_app, name="connections")
 console = Console(width=None if sys.stdout.isatty() else 200)
 MAX_REJECTS_SHOWN = 20
 CLI_ACTOR = f"cli:{getpass.getuser()}"
+MIGRATION_WAIT = 600.0
 T = TypeVar("T")
 
 
@@ -107,7 +108,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Defaults to BRANDLOOP_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Defaults to BRANDLOOP_PORT.")] = None,
 ) -> None:
-    """Migrate, create the demo tenant on first run (outside production), and serve the API."""
+    """Serve the API. Outside production it migrates and creates the demo tenant on first run; in
+    production it waits (up to 10 minutes) for `brandloop migrate` to have brought the schema to
+    this code's revision, and never migrates itself."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     settings = settings.model_copy(update={"database_url": resolve_url(settings)})
@@ -116,8 +119,18 @@ def serve(
     key = None if settings.production else demo.saved_key(settings.data_dir)
 
     async def prepare(engine: AsyncEngine) -> str | None:
+        if settings.production:
+            try:
+                async with asyncio.timeout(MIGRATION_WAIT):
+                    await migrations.wait_for_head(engine)
+            except TimeoutError:
+                raise SystemExit(
+                    f"Not serving: the database is not at revision {migrations.head_revision()} after "
+                    f"{MIGRATION_WAIT:.0f} s. Run `brandloop migrate` first."
+                ) from None
+            return None
         await migrations.upgrade(engine)
-        return None if settings.production or key else await demo.create_demo(engine)
+        return None if key else await demo.create_demo(engine)
 
     created = _with_engine(prepare, settings)
     if created is not None:

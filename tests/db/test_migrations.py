@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -71,3 +72,16 @@ async def test_upgrading_twice_is_harmless(scratch: AsyncEngine) -> None:
     await migrate.upgrade(scratch)
     await migrate.upgrade(scratch)
     assert await migrate.current_revision(scratch) == migrate.head_revision()
+
+
+async def test_concurrent_migrations_take_turns_and_api_processes_wait_for_them(scratch: AsyncEngine) -> None:
+    await migrate.upgrade(scratch, "0015")
+    # An API process in production waits for the schema rather than migrating it.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await migrate.wait_for_head(scratch, interval=0.05)
+    # Two `brandloop migrate` at once (a retried job, two deploys): one waits for the other.
+    await asyncio.gather(migrate.upgrade(scratch), migrate.upgrade(scratch))
+    assert await migrate.current_revision(scratch) == migrate.head_revision()
+    async with asyncio.timeout(5):
+        await migrate.wait_for_head(scratch, interval=0.05)
