@@ -183,7 +183,21 @@ async def run(orders: int, batch_size: int, with_loyalty: bool) -> None:
                     "SELECT count(*) || ' entries, ' || coalesce(sum(delta), 0) || ' points' FROM loyalty_ledger"
                 )
             )
+            sizes = (
+                await conn.execute(
+                    text(
+                        "SELECT sum(pg_total_relation_size(c.oid)) FILTER (WHERE c.relname IN ('orders', 'order_lines')),"
+                        " pg_database_size(current_database())"
+                        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE n.nspname = 'public' AND c.relkind = 'r'"
+                    )
+                )
+            ).one()
         print(f"profiles resolved: {customers:,}; loyalty ledger: {points}")
+        print(
+            f"size: orders and lines with their indexes {int(sizes[0]) / 1e6:,.0f} MB "
+            f"({int(sizes[0]) / orders:,.0f} bytes an order); the whole database {int(sizes[1]) / 1e6:,.0f} MB"
+        )
     finally:
         await engine.dispose()
         async with admin.connect() as conn:
