@@ -13,12 +13,13 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from dateutil.relativedelta import relativedelta
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -39,6 +40,8 @@ from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.errors import InvalidInput
 from brandloop.graphql.schema import sdl
 from brandloop.jobs import worker as jobs
+from brandloop.kpis import rollup
+from brandloop.kpis import service as kpis
 from brandloop.observability import configure_logging
 from brandloop.orders import importer
 from brandloop.settings import Settings, get_settings
@@ -68,6 +71,8 @@ app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(nps_app, name="nps")
 connections_app = typer.Typer(help="Channel connections.", no_args_is_help=True)
 app.add_typer(connections_app, name="connections")
+kpis_app = typer.Typer(help="KPI roll-ups.", no_args_is_help=True)
+app.add_typer(kpis_app, name="kpis")
 
 # Piped output (grep, scripts) must not wrap table rows: be wide when not on a terminal.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -332,6 +337,8 @@ def import_orders(
         if summary.created or summary.updated:
             async with tenant_transaction(engine, found.id) as session:
                 await segments.recompute(session)
+            async with tenant_transaction(engine, found.id) as session:
+                await rollup.catch_up(session)  # the KPI roll-ups of the days imported
         return summary
 
     started = time.perf_counter()
@@ -434,3 +441,74 @@ def connections_reseal() -> None:
 
     done = _with_engine(work)
     console.print(f"Resealed {sum(done.values())} connections in {len(done)} tenants.")
+
+
+@kpis_app.command("rebuild")
+def kpis_rebuild(
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")],
+    day_from: Annotated[
+        datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First day (the tenant's).")
+    ],
+    day_until: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day, included.")],
+) -> None:
+    """Recompute the KPI roll-ups of a range of days from the raw data, a month per transaction."""
+    first, last = day_from.date(), day_until.date()
+    if last < first:
+        console.print("[red]--to is before --from[/red]")
+        raise typer.Exit(2)
+    months = []
+    start = first
+    while start <= last:
+        end = min(start.replace(day=1) + relativedelta(months=1) - timedelta(days=1), last)
+        months.append((start, end))
+        start = end + timedelta(days=1)
+
+    async def work(engine: AsyncEngine) -> None:
+        found = await _tenant(engine, tenant)
+        with Progress(TextColumn("[bold]rebuilding"), BarColumn(), TextColumn("{task.completed}/{task.total} months"),
+                      TimeRemainingColumn(), console=console) as bar:  # fmt: skip
+            task = bar.add_task("rebuild", total=len(months))
+            for start, end in months:
+                async with tenant_transaction(engine, found.id) as session:
+                    await rollup.rebuild(session, start, end)
+                bar.advance(task)
+
+    _with_engine(work)
+    console.print(f"Rebuilt the KPI roll-ups of {first} to {last} for {tenant}.")
+
+
+@import_app.command("spend")
+def import_spend(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: channel,day_from,day_until,amount,note")
+    ],
+    tenant: Annotated[str, typer.Option(help="The tenant's slug.")],
+) -> None:
+    """Import marketing spend (amount in minor units of the reporting currency), all or nothing."""
+    with file.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    try:
+        given = [
+            kpis.SpendInput(
+                channel=r["channel"], day_from=date.fromisoformat(r["day_from"]),
+                day_until=date.fromisoformat(r["day_until"]), amount=int(r["amount"]), note=r.get("note") or None,
+            )
+            for r in rows
+        ]  # fmt: skip
+    except (KeyError, ValueError) as error:
+        console.print(
+            f"[red]{file}: {error}: the columns are channel, day_from, day_until, amount, note[/red]"
+        )
+        raise typer.Exit(2) from error
+
+    async def work(engine: AsyncEngine) -> int:
+        found = await _tenant(engine, tenant)
+        async with tenant_transaction(engine, found.id) as session:
+            return await kpis.record_spend(session, given, actor=CLI_ACTOR)
+
+    try:
+        recorded = _with_engine(work)
+    except InvalidInput as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    console.print(f"Recorded {recorded} spend entries for {tenant}.")

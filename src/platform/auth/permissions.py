@@ -39,6 +39,9 @@ class Permission(enum.StrEnum):
     """Work conflicts (status, notes, owner), record listings, run detection."""
     CONFLICTS_MANAGE = "conflicts:manage"
     """Channel partners, price policies and promotions."""
+    KPIS_READ = "kpis:read"
+    KPIS_WRITE = "kpis:write"
+    """Marketing spend, targets, dashboards."""
 
 
 _READ = {
@@ -48,6 +51,7 @@ _READ = {
     Permission.LOYALTY_READ,
     Permission.SURVEYS_READ,
     Permission.CONFLICTS_READ,
+    Permission.KPIS_READ,
 }
 _WRITE = _READ | {
     Permission.CUSTOMERS_WRITE,
@@ -55,6 +59,7 @@ _WRITE = _READ | {
     Permission.LOYALTY_WRITE,
     Permission.SURVEYS_WRITE,
     Permission.CONFLICTS_WRITE,
+    Permission.KPIS_WRITE,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -37,6 +37,7 @@ from brandloop.graphql.planner import PlanCache, Planner, plan_cache
 from brandloop.graphql.plans import ROOTS
 from brandloop.graphql.relay import Node, parse_global_id
 from brandloop.graphql.scalars import SCALARS
+from brandloop.kpis.graphql import KpiMutations, KpiQueries
 from brandloop.loyalty.graphql import LoyaltyMutations, LoyaltyQueries, load_program, load_reward
 from brandloop.nps.graphql import NpsMutations, NpsQueries, load_survey
 from brandloop.observability import OperationMetrics
@@ -86,6 +87,7 @@ Query = merge_types(
         NpsQueries,
         ConnectionQueries,
         ConflictQueries,
+        KpiQueries,
         ApiKeyQueries,
         AuditQueries,
     ),
@@ -100,6 +102,7 @@ Mutation = merge_types(
         NpsMutations,
         ConnectionMutations,
         ConflictMutations,
+        KpiMutations,
         ApiKeyMutations,
     ),
 )

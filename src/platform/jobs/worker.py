@@ -31,6 +31,7 @@ from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
 from brandloop.customers import segments
 from brandloop.db.session import platform_transaction, tenant_transaction
+from brandloop.kpis import rollup
 from brandloop.loyalty import ledger, tiers
 from brandloop.nps import links
 from brandloop.nps import service as nps
@@ -74,6 +75,7 @@ JOBS = [
         more=lambda pending: pending > 0,
         rounds=sync.ROUNDS,
     ),
+    TenantJob("kpis.rollup", "*/15 * * * *", lambda _, s: _whole(rollup.catch_up(s))),
     TenantJob("conflicts.detect", "*/5 * * * *", lambda _, s: _detected(conflicts.detect(s, limit=BATCH))),
     # Connections with webhook events to follow or an admin's "sync now".
     TenantJob(

@@ -1,0 +1,241 @@
+"""KPIs in GraphQL: the catalogue, dashboards and what their widgets show, spend and targets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import strawberry
+from strawberry.scalars import JSON
+
+from brandloop.auth.permissions import Permission
+from brandloop.errors import InvalidInput
+from brandloop.graphql.context import Info
+from brandloop.graphql.errors import UserError, user_errors
+from brandloop.graphql.permissions import Needs
+from brandloop.graphql.relay import global_id, pk_of
+from brandloop.kpis import service
+from brandloop.kpis.catalogue import GRAINS, KPIS, Direction, Kpi, Unit
+from brandloop.kpis.models import Dashboard, Target
+
+UnitEnum = strawberry.enum(Unit, name="KpiUnit")
+DirectionEnum = strawberry.enum(Direction, name="KpiDirection")
+StatusEnum = strawberry.enum(service.Status, name="KpiStatus")
+
+
+@strawberry.type(name="KpiDefinition")
+class DefinitionType:
+    key: str
+    name: str
+    unit: UnitEnum  # type: ignore[valid-type]
+    direction: DirectionEnum  # type: ignore[valid-type]
+    version: int = strawberry.field(description="Changes whenever the formula does.")
+    formula: str
+    grains: list[str]
+    breaks_down_by_channel: bool
+    benchmark: str | None
+
+    @classmethod
+    def of(cls, kpi: Kpi) -> DefinitionType:
+        return cls(
+            key=kpi.key, name=kpi.name, unit=kpi.unit, direction=kpi.direction, version=kpi.version,
+            formula=kpi.formula, grains=list(GRAINS), breaks_down_by_channel=kpi.by_channel, benchmark=kpi.benchmark,
+        )  # fmt: skip
+
+
+@strawberry.type(name="KpiPoint")
+class PointType:
+    start: date
+    value: float | None
+
+
+@strawberry.type(name="KpiBreakdownRow")
+class BreakdownType:
+    key: str
+    value: float | None
+
+
+@strawberry.type(name="KpiTarget")
+class TargetType:
+    value: float
+    day_from: date
+    day_until: date
+    at_risk_within: float
+
+    @classmethod
+    def of(cls, row: Target) -> TargetType:
+        return cls(value=float(row.target), day_from=row.day_from, day_until=row.day_until,
+                   at_risk_within=float(row.at_risk_within))  # fmt: skip
+
+
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(round(value, 6))
+
+
+@strawberry.type(name="DashboardWidget")
+class WidgetType:
+    section: str = strawberry.field(description="brand, channel, customer or digital.")
+    kpi: DefinitionType = strawberry.field(description="Which definition (and version) it computed.")
+    grain: str
+    day_from: date
+    day_until: date
+    value: float | None = strawberry.field(description="Money in major units of the reporting currency.")
+    margin_of_error: float | None = strawberry.field(description="NPS: its 95% margin, in points.")
+    comparison: str = strawberry.field(description="previous_period, last_year or target.")
+    comparison_value: float | None
+    change: float | None
+    series: list[PointType]
+    target: TargetType | None
+    status: StatusEnum  # type: ignore[valid-type]
+    breakdown: list[BreakdownType] = strawberry.field(description="By channel, largest first.")
+
+    @classmethod
+    def of(cls, found: service.WidgetValue) -> WidgetType:
+        return cls(
+            section=found.widget.section, kpi=DefinitionType.of(found.kpi), grain=found.widget.grain,
+            day_from=found.since, day_until=found.until, value=_number(found.value), margin_of_error=found.margin,
+            comparison=found.widget.comparison, comparison_value=_number(found.comparison_value),
+            change=_number(found.change), series=[PointType(start=s, value=_number(v)) for s, v in found.series],
+            target=TargetType.of(found.target) if found.target else None, status=found.status,
+            breakdown=[BreakdownType(key=k, value=_number(v)) for k, v in found.breakdown],
+        )  # fmt: skip
+
+
+@strawberry.type(name="Dashboard")
+class DashboardType:
+    id: strawberry.ID | None = strawberry.field(description="Null for the default dashboard, not saved.")
+    name: str
+    spec: strawberry.Private[list[service.Widget]]
+
+    @strawberry.field(description="Each widget's value, comparison, series, target and status.")
+    async def widgets(self, info: Info) -> list[WidgetType]:
+        found = await info.context.run(service.evaluate, self.spec)
+        return [WidgetType.of(w) for w in found]
+
+    @classmethod
+    def of(cls, row: Dashboard) -> DashboardType:
+        return cls(id=strawberry.ID(global_id("Dashboard", row.id)), name=row.name,
+                   spec=[service.Widget.model_validate(w) for w in row.widgets])  # fmt: skip
+
+
+DEFAULT = DashboardType(id=None, name="Brand, channel, customer, digital", spec=service.DEFAULT_WIDGETS)
+
+
+@strawberry.type
+class KpiQueries:
+    @strawberry.field(description="Every KPI Brandloop computes.", extensions=[Needs(Permission.KPIS_READ)])
+    def kpi_definitions(self) -> list[DefinitionType]:
+        return [DefinitionType.of(k) for k in KPIS.values()]
+
+    @strawberry.field(
+        description="The saved dashboards, oldest first.", extensions=[Needs(Permission.KPIS_READ)]
+    )
+    async def dashboards(self, info: Info) -> list[DashboardType]:
+        return [DashboardType.of(d) for d in await info.context.run(service.dashboards)]
+
+    @strawberry.field(
+        description="A saved dashboard, or without an id the default four-part one.",
+        extensions=[Needs(Permission.KPIS_READ)],
+    )
+    async def dashboard(self, info: Info, id: strawberry.ID | None = None) -> DashboardType | None:
+        if id is None:
+            return DEFAULT
+        try:
+            return DashboardType.of(await info.context.run(service.get_dashboard, pk_of(id, "Dashboard")))
+        except InvalidInput:
+            return None
+
+
+@strawberry.input
+class SpendEntryInput:
+    channel: str
+    day_from: date
+    day_until: date
+    amount: int = strawberry.field(description="Minor units of the reporting currency.")
+    note: str | None = None
+
+
+@strawberry.input
+class RecordMarketingSpendInput:
+    entries: list[SpendEntryInput]
+
+
+@strawberry.type
+class RecordMarketingSpendPayload:
+    recorded: int
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class KpiTargetInput:
+    kpi: str
+    day_from: date
+    day_until: date
+    target: float
+    at_risk_within: float = strawberry.field(default=0.1, description="0.1: within 10% on the wrong side.")
+    channel: str | None = None
+
+
+@strawberry.type
+class KpiTargetPayload:
+    target: TargetType | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class SaveDashboardInput:
+    id: strawberry.ID | None = strawberry.field(default=None, description="Leave out to make a new one.")
+    name: str
+    widgets: JSON = strawberry.field(
+        description="[{section, kpi, grain, days, breakdown, comparison}], as `dashboard` reads them."
+    )
+
+
+@strawberry.type
+class DashboardPayload:
+    dashboard: DashboardType | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class KpiMutations:
+    @strawberry.mutation(extensions=[Needs(Permission.KPIS_WRITE)])
+    async def record_marketing_spend(
+        self, info: Info, input: RecordMarketingSpendInput
+    ) -> RecordMarketingSpendPayload:
+        ctx = info.context
+        given = [
+            service.SpendInput(e.channel, e.day_from, e.day_until, e.amount, e.note) for e in input.entries
+        ]
+        try:
+            recorded = await ctx.mutate(service.record_spend, given, actor=ctx.principal.subject)
+        except InvalidInput as error:
+            return RecordMarketingSpendPayload(recorded=0, user_errors=user_errors(error))
+        return RecordMarketingSpendPayload(recorded=recorded, user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.KPIS_WRITE)])
+    async def set_kpi_target(self, info: Info, input: KpiTargetInput) -> KpiTargetPayload:
+        ctx = info.context
+        try:
+            row = await ctx.mutate(
+                service.set_target, kpi=input.kpi, day_from=input.day_from, day_until=input.day_until,
+                channel=input.channel, target=Decimal(str(input.target)),
+                at_risk_within=Decimal(str(input.at_risk_within)), actor=ctx.principal.subject,
+            )  # fmt: skip
+        except InvalidInput as error:
+            return KpiTargetPayload(target=None, user_errors=user_errors(error))
+        return KpiTargetPayload(target=TargetType.of(row), user_errors=[])
+
+    @strawberry.mutation(extensions=[Needs(Permission.KPIS_WRITE)])
+    async def save_dashboard(self, info: Info, input: SaveDashboardInput) -> DashboardPayload:
+        ctx = info.context
+        widgets = input.widgets if isinstance(input.widgets, list) else []
+        target: uuid.UUID | None = pk_of(input.id, "Dashboard") if input.id else None
+        try:
+            row = await ctx.mutate(
+                service.save_dashboard, target, name=input.name, widgets=widgets, actor=ctx.principal.subject
+            )
+        except InvalidInput as error:
+            return DashboardPayload(dashboard=None, user_errors=user_errors(error))
+        return DashboardPayload(dashboard=DashboardType.of(row), user_errors=[])

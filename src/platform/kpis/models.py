@@ -1,0 +1,106 @@
+"""KPIs: the daily roll-ups dashboards read, the spend a tenant records, targets, dashboards."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, DateTime, Numeric, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from brandloop.db.base import Base, created_at_column, uuid7
+
+NO_CUSTOMER = uuid.UUID(int=0)
+"""Where orders without a known buyer are counted: in orders and GMV, never in customer counts."""
+
+
+class CustomerDay(Base):
+    """One customer's paid orders on one channel on one day (the tenant's time zone)."""
+
+    __tablename__ = "kpi_customer_days"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    orders: Mapped[int]
+    gmv: Mapped[int] = mapped_column(BigInteger)
+    """Totals less refunds, in minor units of the reporting currency."""
+    unconverted: Mapped[int]
+    """Orders in a currency with no rate that day: counted in orders, not in GMV."""
+    first_day: Mapped[bool]
+    """The customer's first paid order was on this day."""
+
+
+class SurveyDay(Base):
+    __tablename__ = "kpi_survey_days"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    promoters: Mapped[int]
+    passives: Mapped[int]
+    detractors: Mapped[int]
+
+
+class PointsDay(Base):
+    __tablename__ = "kpi_points_days"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    issued: Mapped[int] = mapped_column(BigInteger)
+    redeemed: Mapped[int] = mapped_column(BigInteger)
+    expired: Mapped[int] = mapped_column(BigInteger)
+    net: Mapped[int] = mapped_column(BigInteger)
+    """Every entry's delta that day: the running sum is the outstanding liability."""
+
+
+class Watermark(Base):
+    __tablename__ = "kpi_watermarks"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    read_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Spend(Base):
+    """Marketing spend on a channel over a period (both days included), in the reporting currency."""
+
+    __tablename__ = "marketing_spend"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    channel: Mapped[str] = mapped_column(String(32))
+    day_from: Mapped[date] = mapped_column(Date)
+    day_until: Mapped[date] = mapped_column(Date)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Target(Base):
+    __tablename__ = "kpi_targets"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    kpi: Mapped[str] = mapped_column(String(40))
+    day_from: Mapped[date] = mapped_column(Date)
+    day_until: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    target: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    at_risk_within: Mapped[Decimal] = mapped_column(Numeric(6, 4))
+    """How far on the wrong side of the target is still "at risk" (0.1: 10%); beyond: off track."""
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Dashboard(Base):
+    __tablename__ = "dashboards"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    name: Mapped[str] = mapped_column(String(100))
+    widgets: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()

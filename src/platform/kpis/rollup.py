@@ -1,0 +1,154 @@
+"""The daily roll-ups: rebuilt for a range of days in set-based SQL (one statement a table), and
+kept up to date by the job `kpis.rollup` from the orders changed since it last looked.
+
+A day is a day in the tenant's time zone. Money is converted to the reporting currency at the
+latest rate on or before the order's day, per order, rounded half up; an order in a currency with
+no rate counts in orders, not in GMV (`unconverted` says how many).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.numbers import get_currency_precision
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from brandloop.db.session import current_tenant
+from brandloop.kpis.models import NO_CUSTOMER, Watermark
+from brandloop.orders.service import PAID_STATUSES
+from brandloop.tenancy.service import settings_of
+
+_CUSTOMER_DAYS = text(
+    """
+    INSERT INTO kpi_customer_days (tenant_id, day, channel, customer_id, orders, gmv, unconverted, first_day)
+    SELECT :tenant, d.day, d.channel, d.customer, count(*), coalesce(sum(d.converted), 0),
+           count(*) FILTER (WHERE d.converted IS NULL), false
+      FROM (
+        SELECT (o.placed_at AT TIME ZONE :tz)::date AS day, o.channel,
+               coalesce(o.customer_id, CAST(:nil AS uuid)) AS customer,
+               CASE WHEN o.currency = :reporting THEN (o.total - o.refunded)::numeric
+                    ELSE round((o.total - o.refunded) * r.rate
+                               * power(10::numeric, :digits - (CAST(:precision AS jsonb) ->> o.currency)::int))
+               END AS converted
+          FROM orders o
+          LEFT JOIN LATERAL (
+            SELECT rate FROM exchange_rates r
+             WHERE r.currency = o.currency AND r.day <= (o.placed_at AT TIME ZONE :tz)::date
+             ORDER BY r.day DESC LIMIT 1) r ON o.currency <> :reporting
+         WHERE o.status = ANY(:paid) AND o.placed_at >= :start AND o.placed_at < :end
+      ) d
+     GROUP BY d.day, d.channel, d.customer
+    """
+)
+# A customer's first day is their first paid order ever, which may lie outside the rebuilt range.
+_FIRST_DAYS = text(
+    """
+    WITH customers AS (
+      SELECT DISTINCT customer_id FROM kpi_customer_days
+       WHERE day BETWEEN :day_from AND :day_until AND customer_id <> CAST(:nil AS uuid)
+    ), firsts AS (
+      SELECT o.customer_id, min((o.placed_at AT TIME ZONE :tz)::date) AS first
+        FROM orders o JOIN customers c ON c.customer_id = o.customer_id
+       WHERE o.status = ANY(:paid)
+       GROUP BY o.customer_id
+    )
+    UPDATE kpi_customer_days k SET first_day = (k.day = f.first)
+      FROM firsts f
+     WHERE k.customer_id = f.customer_id AND k.first_day IS DISTINCT FROM (k.day = f.first)
+    """
+)
+_SURVEY_DAYS = text(
+    """
+    INSERT INTO kpi_survey_days (tenant_id, day, channel, promoters, passives, detractors)
+    SELECT :tenant, (created_at AT TIME ZONE :tz)::date, channel,
+           count(*) FILTER (WHERE score >= 9), count(*) FILTER (WHERE score BETWEEN 7 AND 8),
+           count(*) FILTER (WHERE score <= 6)
+      FROM nps_responses WHERE created_at >= :start AND created_at < :end
+     GROUP BY 2, 3
+    """
+)
+_POINTS_DAYS = text(
+    """
+    INSERT INTO kpi_points_days (tenant_id, day, issued, redeemed, expired, net)
+    SELECT :tenant, (effective_at AT TIME ZONE :tz)::date,
+           coalesce(sum(delta) FILTER (WHERE kind = 'earn'), 0),
+           coalesce(-sum(delta) FILTER (WHERE kind = 'redeem'), 0),
+           coalesce(-sum(delta) FILTER (WHERE kind = 'expire'), 0),
+           sum(delta)
+      FROM loyalty_ledger WHERE effective_at >= :start AND effective_at < :end
+     GROUP BY 2
+    """
+)
+_CHANGED_DAYS = text(
+    """
+    SELECT DISTINCT (placed_at AT TIME ZONE :tz)::date FROM orders
+     WHERE updated_at > coalesce((SELECT read_until FROM kpi_watermarks), '-infinity') - interval '5 minutes'
+    """
+)
+
+
+def _bounds(day_from: date, day_until: date, zone: str) -> tuple[datetime, datetime]:
+    tz = ZoneInfo(zone)
+    return (
+        datetime.combine(day_from, time(), tz).astimezone(UTC),
+        datetime.combine(day_until + timedelta(days=1), time(), tz).astimezone(UTC),
+    )
+
+
+async def rebuild(session: AsyncSession, day_from: date, day_until: date) -> None:
+    """Recompute every roll-up for [day_from, day_until] from the raw data, in the caller's
+    transaction: what was there is replaced, so a rebuild is always safe to repeat."""
+    settings = await settings_of(session)
+    tenant, zone, reporting = current_tenant(session), settings.timezone, settings.reporting_currency
+    start, end = _bounds(day_from, day_until, zone)
+    days = {"day_from": day_from, "day_until": day_until}
+    currencies = await session.scalars(
+        text("SELECT DISTINCT currency FROM orders WHERE placed_at >= :start AND placed_at < :end"),
+        {"start": start, "end": end},
+    )
+    precision = {c: get_currency_precision(c) for c in currencies}
+    common = {"tenant": tenant, "tz": zone, "start": start, "end": end}
+    for table in ("kpi_customer_days", "kpi_survey_days", "kpi_points_days"):
+        await session.execute(text(f"DELETE FROM {table} WHERE day BETWEEN :day_from AND :day_until"), days)  # noqa: S608
+    await session.execute(
+        _CUSTOMER_DAYS,
+        {**common, "nil": NO_CUSTOMER, "reporting": reporting, "digits": get_currency_precision(reporting),
+         "precision": json.dumps(precision), "paid": sorted(PAID_STATUSES)},
+    )  # fmt: skip
+    await session.execute(
+        _FIRST_DAYS, {**days, "tz": zone, "nil": NO_CUSTOMER, "paid": sorted(PAID_STATUSES)}
+    )
+    await session.execute(_SURVEY_DAYS, common)
+    await session.execute(_POINTS_DAYS, common)
+
+
+async def catch_up(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """The job `kpis.rollup`: rebuild the days of the orders changed since the last run (five
+    minutes back, for transactions that committed late) and the last two days of surveys and
+    points. Returns how many days were rebuilt."""
+    now = now or datetime.now(UTC)
+    settings = await settings_of(session)
+    today = now.astimezone(ZoneInfo(settings.timezone)).date()
+    days = sorted(
+        set(await session.scalars(_CHANGED_DAYS, {"tz": settings.timezone}))
+        | {today, today - timedelta(days=1)}
+    )
+    # Neighbouring days are rebuilt together: one statement a table per run of days.
+    start = previous = days[0]
+    for day in [*days[1:], None]:
+        if day is not None and day == previous + timedelta(days=1):
+            previous = day
+            continue
+        await rebuild(session, start, previous)
+        if day is not None:
+            start = previous = day
+    await session.execute(
+        pg_insert(Watermark)
+        .values(tenant_id=current_tenant(session), read_until=now)
+        .on_conflict_do_update(index_elements=[Watermark.tenant_id], set_={"read_until": now})
+    )
+    return len(days)

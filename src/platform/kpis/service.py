@@ -1,0 +1,327 @@
+"""KPIs: marketing spend, targets and their status, dashboards and what their widgets show
+(docs/kpis.md). Every value is read from the daily roll-ups (rollup.py, measures.py)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from brandloop.audit import service as audit
+from brandloop.db.base import uuid7
+from brandloop.db.session import current_tenant
+from brandloop.errors import InvalidInput, Problem
+from brandloop.kpis.catalogue import KPIS, Direction, Kpi
+from brandloop.kpis.measures import Measures, measure
+from brandloop.kpis.models import Dashboard, Spend, Target
+from brandloop.orders.service import CHANNEL
+from brandloop.tenancy.service import settings_of
+
+
+class Status(enum.StrEnum):
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    OFF_TRACK = "off_track"
+    NO_TARGET = "no_target"
+
+
+def status(value: Decimal | None, target: Target | None, direction: Direction) -> Status:
+    """On track on the right side of the target (or on it); at risk up to `at_risk_within` of
+    it on the wrong side; off track beyond."""
+    if target is None or value is None:
+        return Status.NO_TARGET
+    goal, slack = Decimal(target.target), Decimal(target.at_risk_within)
+    if direction == Direction.HIGHER_IS_BETTER:
+        if value >= goal:
+            return Status.ON_TRACK
+        return Status.AT_RISK if value >= goal - abs(goal) * slack else Status.OFF_TRACK
+    if value <= goal:
+        return Status.ON_TRACK
+    return Status.AT_RISK if value <= goal + abs(goal) * slack else Status.OFF_TRACK
+
+
+def _kpi(key: str, field_name: str = "kpi") -> Kpi:
+    found = KPIS.get(key)
+    if found is None:
+        raise InvalidInput(Problem(field_name, "UNKNOWN_KPI", f"No KPI {key!r}; see kpiDefinitions."))
+    return found
+
+
+# -- marketing spend -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SpendInput:
+    channel: str
+    day_from: date
+    day_until: date
+    amount: int
+    """Minor units of the reporting currency."""
+    note: str | None = None
+
+
+async def record_spend(session: AsyncSession, given: Sequence[SpendInput], *, actor: str) -> int:
+    problems: list[Problem] = []
+    if not 0 < len(given) <= 1000:
+        raise InvalidInput(Problem("entries", "INVALID_COUNT", "Send 1 to 1,000 entries at a time."))
+    rows = []
+    for n, s in enumerate(given):
+        where = f"entries.{n}"
+        if not CHANNEL.match(s.channel):
+            problems.append(Problem(f"{where}.channel", "INVALID_CHANNEL", "A channel key: a-z, 0-9, _."))
+        if not (s.day_from <= s.day_until and (s.day_until - s.day_from).days <= 366):
+            problems.append(
+                Problem(f"{where}.dayUntil", "INVALID_PERIOD", "A period of 1 to 367 days, in order.")
+            )
+        if not 0 <= s.amount <= 10**13:
+            problems.append(
+                Problem(f"{where}.amount", "INVALID_AMOUNT", "Minor units of the reporting currency.")
+            )
+        if s.note is not None and len(s.note) > 500:
+            problems.append(Problem(f"{where}.note", "INVALID_LENGTH", "At most 500 characters."))
+        rows.append(
+            Spend(
+                tenant_id=current_tenant(session), id=uuid7(), channel=s.channel, day_from=s.day_from,
+                day_until=s.day_until, amount=s.amount, note=s.note,
+            )
+        )  # fmt: skip
+    if problems:
+        raise InvalidInput(*problems)
+    session.add_all(rows)
+    await session.flush()
+    await audit.record(session, actor=actor, action="marketing_spend.record", target_type="MarketingSpend",
+                       after={"entries": len(rows), "amount": sum(r.amount for r in rows)})  # fmt: skip
+    return len(rows)
+
+
+# -- targets ---------------------------------------------------------------------------------------
+
+
+async def set_target(
+    session: AsyncSession,
+    *,
+    kpi: str,
+    day_from: date,
+    day_until: date,
+    channel: str | None,
+    target: Decimal,
+    at_risk_within: Decimal,
+    actor: str,
+) -> Target:
+    """A target for a KPI over a period (for one channel, or all); a later one for the same KPI,
+    channel and period replaces it in reads."""
+    definition = _kpi(kpi)
+    problems: list[Problem] = []
+    if day_until < day_from:
+        problems.append(Problem("dayUntil", "INVALID_PERIOD", "A period ends after it starts."))
+    if channel is not None and not (definition.by_channel and CHANNEL.match(channel)):
+        problems.append(Problem("channel", "INVALID_CHANNEL", f"{definition.name} has no channel breakdown."))
+    if not Decimal(0) <= at_risk_within <= Decimal(1):
+        problems.append(Problem("atRiskWithin", "OUT_OF_RANGE", "A share from 0 to 1 (0.1: within 10%)."))
+    if not target.is_finite() or abs(target) >= Decimal(10) ** 14:
+        problems.append(Problem("target", "INVALID_NUMBER", "A finite number."))
+    if problems:
+        raise InvalidInput(*problems)
+    row = Target(
+        tenant_id=current_tenant(session), id=uuid7(), kpi=kpi, day_from=day_from, day_until=day_until,
+        channel=channel, target=target, at_risk_within=at_risk_within,
+    )  # fmt: skip
+    session.add(row)
+    await session.flush()
+    await audit.record(
+        session, actor=actor, action="kpi_target.set", target_type="KpiTarget", target_id=row.id
+    )
+    return row
+
+
+async def target_for(
+    session: AsyncSession, kpi: str, since: date, until: date, channel: str | None
+) -> Target | None:
+    """The newest target of the KPI whose period covers [since, until]."""
+    return await session.scalar(
+        select(Target)
+        .where(
+            Target.kpi == kpi, Target.day_from <= since, Target.day_until >= until,
+            Target.channel.is_(None) if channel is None else Target.channel == channel,
+        )
+        .order_by(Target.id.desc())
+        .limit(1)
+    )  # fmt: skip
+
+
+# -- dashboards ------------------------------------------------------------------------------------
+
+Section = Literal["brand", "channel", "customer", "digital"]
+Grain = Literal["day", "week", "month", "quarter"]
+Comparison = Literal["previous_period", "last_year", "target"]
+
+
+class Widget(BaseModel):
+    """One KPI on a dashboard: over the last `days` days, by `grain`, compared with something."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    section: Section
+    kpi: str
+    grain: Grain = "day"
+    days: int = Field(default=30, ge=1, le=730)
+    breakdown: bool = False
+    """By channel (for KPIs that break down)."""
+    comparison: Comparison = "previous_period"
+
+
+DEFAULT_WIDGETS = [
+    Widget.model_validate({"section": section, "kpi": kpi, "breakdown": breakdown})
+    for section, kpi, breakdown in [
+        ("brand", "gmv", True), ("brand", "orders", False), ("brand", "aov", False), ("brand", "nps", False),
+        ("channel", "channel_gmv_share", True), ("channel", "private_domain_gmv_share", False),
+        ("channel", "roi", True), ("channel", "open_conflicts", False),
+        ("customer", "new_customers", False), ("customer", "active_customers", False),
+        ("customer", "repeat_purchase_rate", False), ("customer", "cac", True),
+        ("digital", "points_issued", False), ("digital", "redemption_rate", False),
+        ("digital", "points_liability", False), ("digital", "survey_responses", True),
+    ]
+]  # fmt: skip
+"""The four-part model (../shared/DOMAIN.md): brand, channel, customer, digital."""
+
+
+def _widgets(given: Sequence[object]) -> list[Widget]:
+    problems: list[Problem] = []
+    widgets = []
+    if not 0 < len(given) <= 40:
+        raise InvalidInput(Problem("widgets", "INVALID_COUNT", "A dashboard has 1 to 40 widgets."))
+    for n, raw in enumerate(given):
+        try:
+            widget = Widget.model_validate(raw)
+        except ValidationError as error:
+            problems += [
+                Problem(f"widgets.{n}.{'.'.join(map(str, e['loc']))}", "INVALID_WIDGET", e["msg"])
+                for e in error.errors()
+            ]
+            continue
+        if widget.kpi not in KPIS:
+            problems.append(Problem(f"widgets.{n}.kpi", "UNKNOWN_KPI", f"No KPI {widget.kpi!r}."))
+        widgets.append(widget)
+    if problems:
+        raise InvalidInput(*problems)
+    return widgets
+
+
+async def save_dashboard(
+    session: AsyncSession, dashboard_id: uuid.UUID | None, *, name: str, widgets: Sequence[object], actor: str
+) -> Dashboard:
+    if not 0 < len(name.strip()) <= 100:
+        raise InvalidInput(Problem("name", "INVALID_LENGTH", "A name has 1 to 100 characters."))
+    valid = [w.model_dump() for w in _widgets(widgets)]
+    if dashboard_id is None:
+        row = Dashboard(tenant_id=current_tenant(session), id=uuid7(), name=name.strip(), widgets=valid)
+        session.add(row)
+    else:
+        row = await get_dashboard(session, dashboard_id)
+        row.name, row.widgets, row.updated_at = name.strip(), valid, datetime.now(ZoneInfo("UTC"))
+    await session.flush()
+    await audit.record(
+        session, actor=actor, action="dashboard.save", target_type="Dashboard", target_id=row.id
+    )
+    return row
+
+
+async def get_dashboard(session: AsyncSession, dashboard_id: uuid.UUID) -> Dashboard:
+    found = await session.get(Dashboard, (current_tenant(session), dashboard_id))
+    if found is None:
+        raise InvalidInput(Problem("id", "NOT_FOUND", "No dashboard of yours has this id."))
+    return found
+
+
+async def dashboards(session: AsyncSession) -> list[Dashboard]:
+    return list(await session.scalars(select(Dashboard).order_by(Dashboard.id)))
+
+
+@dataclass(slots=True)
+class WidgetValue:
+    widget: Widget
+    kpi: Kpi
+    since: date
+    until: date
+    value: Decimal | None
+    margin: float | None
+    """For NPS: its 95% margin of error, in points."""
+    comparison_value: Decimal | None
+    series: list[tuple[date, Decimal | None]]
+    target: Target | None
+    status: Status
+    breakdown: list[tuple[str, Decimal | None]] = field(default_factory=list)
+
+    @property
+    def change(self) -> Decimal | None:
+        if self.value is None or self.comparison_value is None:
+            return None
+        return self.value - self.comparison_value
+
+
+class _Measured:
+    """The measures of one dashboard read, each period asked for once however many widgets ask."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session, self.found = session, {}  # type: ignore[var-annotated]
+
+    async def __call__(
+        self, since: date, until: date, grain: str | None, by_channel: bool
+    ) -> dict[tuple[date, str | None], Measures]:
+        key = (since, until, grain, by_channel)
+        if key not in self.found:
+            self.found[key] = await measure(self.session, since, until, grain=grain, by_channel=by_channel)
+        return self.found[key]  # type: ignore[no-any-return]
+
+
+async def evaluate(
+    session: AsyncSession, widgets: Sequence[Widget], today: date | None = None
+) -> list[WidgetValue]:
+    """What each widget shows: the value over its last `days` days up to today (the tenant's
+    time zone), the comparison, the series, the target and status, the channel breakdown."""
+    settings = await settings_of(session)
+    today = today or datetime.now(ZoneInfo(settings.timezone)).date()
+    measured = _Measured(session)
+    values = []
+    for widget in widgets:
+        kpi = KPIS[widget.kpi]
+        until, since = today, today - timedelta(days=widget.days - 1)
+        whole = (await measured(since, until, None, False)).get((since, None), Measures())
+        value = kpi.compute(whole)
+        target = await target_for(session, kpi.key, since, until, None)
+        if widget.comparison == "previous_period":
+            before = (since - timedelta(days=widget.days), since - timedelta(days=1))
+            compared = kpi.compute((await measured(*before, None, False)).get((before[0], None), Measures()))
+        elif widget.comparison == "last_year":
+            before = (since - relativedelta(years=1), until - relativedelta(years=1))
+            compared = kpi.compute((await measured(*before, None, False)).get((before[0], None), Measures()))
+        else:
+            compared = Decimal(target.target) if target is not None else None
+        series_found = await measured(since, until, widget.grain, False)
+        series = [
+            (start, kpi.compute(m)) for (start, _), m in sorted(series_found.items(), key=lambda kv: kv[0][0])
+        ]
+        breakdown = []
+        if widget.breakdown and kpi.by_channel:
+            by_channel = await measured(since, until, None, True)
+            breakdown = sorted(
+                ((channel, kpi.compute(m)) for (_, channel), m in by_channel.items() if channel is not None),
+                key=lambda kv: (-(kv[1] or Decimal(0)), kv[0]),
+            )
+        values.append(
+            WidgetValue(
+                widget=widget, kpi=kpi, since=since, until=until, value=value,
+                margin=whole.nps_margin if kpi.key == "nps" else None, comparison_value=compared, series=series,
+                target=target, status=status(value, target, kpi.direction), breakdown=breakdown,
+            )
+        )  # fmt: skip
+    return values
