@@ -1,0 +1,135 @@
+"""Benchmark: the default dashboard of a tenant with 2 million orders.
+
+    .venv/bin/python benchmarks/dashboard.py [--orders 2000000]
+
+Writes the orders straight into the tables in SQL (400,000 customers, five channels, two
+currencies, a year and a half), rebuilds the KPI roll-ups for the whole span (timed), then reads
+the default four-part dashboard (16 widgets over the last 30 days, by day, with comparisons and
+breakdowns) and a 365-day version of it, each several times, and prints the latencies. Runs in a
+scratch database on BRANDLOOP_DATABASE_URL's server (or the embedded PostgreSQL). Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from brandloop.db import embedded, migrate
+from brandloop.db.engine import create_engine
+from brandloop.db.session import platform_transaction, tenant_transaction
+from brandloop.kpis import rollup, service
+from brandloop.tenancy import service as tenancy
+
+DAYS = 540
+
+
+async def run(count: int) -> None:
+    server = os.environ.get("BRANDLOOP_DATABASE_URL")
+    workdir = Path(tempfile.mkdtemp(prefix="brandloop-bench-"))
+    server = server or embedded.start(workdir)
+    name = f"brandloop_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False))
+    async with admin.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+            text(f'CREATE DATABASE "{name}"')
+        )
+    engine = create_engine(
+        make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+    )
+    today = datetime.now(UTC).date()
+    try:
+        await migrate.upgrade(engine)
+        async with platform_transaction(engine) as session:
+            tenant = await tenancy.create_tenant(session, slug="bench", name="Bench")
+        started = time.perf_counter()
+        async with platform_transaction(engine) as session:
+            params = {"t": tenant.id, "n": count, "customers": count // 5, "days": DAYS, "today": today}
+            await session.execute(
+                text(
+                    "INSERT INTO customers (tenant_id, id, display_name) SELECT :t, gen_random_uuid(), 'C' || g"
+                    " FROM generate_series(1, :customers) g"
+                ),
+                params,
+            )
+            await session.execute(
+                text(
+                    """
+                    INSERT INTO exchange_rates (tenant_id, currency, day, rate)
+                    SELECT :t, 'USD', CAST(:today AS date) - d, 7.1 FROM generate_series(0, :days) d
+                    """
+                ),
+                params,
+            )
+            await session.execute(
+                text(
+                    """
+                    WITH c AS (SELECT id, row_number() OVER () AS n FROM customers)
+                    INSERT INTO orders (tenant_id, id, channel, external_id, customer_id, status, currency, subtotal,
+                                        total, refunded, placed_at, source_updated_at)
+                    SELECT :t, gen_random_uuid(), (ARRAY['shopee','tiktok_shop','wechat','amazon','own_store'])[1 + g % 5],
+                           'B' || g, c.id, (ARRAY['paid','completed','shipped','cancelled','completed'])[1 + (g / 5) % 5],
+                           CASE WHEN g % 11 = 0 THEN 'USD' ELSE 'CNY' END, 1000 + g % 40000, 1000 + g % 40000, 0,
+                           CAST(:today AS timestamptz) - (g % (:days * 1440)) * interval '1 minute',
+                           CAST(:today AS timestamptz) - (g % (:days * 1440)) * interval '1 minute'
+                      FROM generate_series(1, :n) g JOIN c ON c.n = 1 + (g::bigint * 7919) % :customers
+                    """
+                ),
+                params,
+            )
+            await session.execute(text("ANALYZE"))
+        loaded = time.perf_counter() - started
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+        print(
+            f"dataset: {count:,} orders of {count // 5:,} customers over {DAYS} days, 5 channels, CNY and USD (written in {loaded:.0f} s)"
+        )
+        started = time.perf_counter()
+        first = today - timedelta(days=DAYS)
+        month = first
+        while month <= today:
+            end = min(
+                date(month.year + month.month // 12, month.month % 12 + 1, 1) - timedelta(days=1), today
+            )
+            async with tenant_transaction(engine, tenant.id) as session:
+                await rollup.rebuild(session, month, end)
+            month = end + timedelta(days=1)
+        print(f"roll-ups rebuilt for {DAYS} days in {time.perf_counter() - started:.1f} s")
+        async with tenant_transaction(engine, tenant.id) as session:
+            rows = await session.scalar(text("SELECT count(*) FROM kpi_customer_days"))
+        print(f"kpi_customer_days: {rows:,} rows")
+        for label, days in (("default dashboard, last 30 days", 30), ("the same over 365 days", 365)):
+            widgets = [w.model_copy(update={"days": days}) for w in service.DEFAULT_WIDGETS]
+            timings = []
+            for _ in range(5):
+                began = time.perf_counter()
+                async with tenant_transaction(engine, tenant.id) as session:
+                    await service.evaluate(session, widgets, today)
+                timings.append((time.perf_counter() - began) * 1000)
+            print(
+                f"{label} (16 widgets): median {statistics.median(timings):.0f} ms, min {min(timings):.0f} ms over 5 reads"
+            )
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
+                text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            )
+        await admin.dispose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--orders", type=int, default=2_000_000)
+    asyncio.run(run(parser.parse_args().orders))
