@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from brandloop.conflicts import service
+from brandloop.conflicts import detection
 from brandloop.db.session import tenant_transaction
 from support import GraphQLClient, Tenant
 
@@ -155,10 +155,10 @@ async def test_a_price_conflict_back_within_policy_resolves_itself(
     await gql.data(tenant.key, DETECT)
     await observe(gql, tenant, seen(10_000, hours_ago=90))  # back at MAP, 90 hours ago
     async with tenant_transaction(engine, tenant.id) as session:
-        early = await service.detect(session, now=NOW - timedelta(hours=80))  # 20 hours after: too soon
+        early = await detection.detect(session, now=NOW - timedelta(hours=80))  # 20 hours after: too soon
     assert (early.checked, early.resolved) == (1, 0)
     async with tenant_transaction(engine, tenant.id) as session:
-        assert (await service.detect(session, now=NOW)).resolved == 1
+        assert (await detection.detect(session, now=NOW)).resolved == 1
     conflict = (await gql.data(tenant.key, CONFLICTS))["conflicts"]["edges"][0]["node"]
     assert conflict["status"] == "RESOLVED" and "back within policy" in conflict["resolution"]
     assert conflict["timeline"][-1] == {

@@ -12,7 +12,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from brandloop.auth.permissions import Permission
-from brandloop.conflicts import service
+from brandloop.conflicts import detection, service
 from brandloop.conflicts.models import (
     Cause,
     Conflict,
@@ -625,14 +625,14 @@ class ConflictMutations:
         self, info: Info, input: RecordListingObservationsInput
     ) -> RecordListingObservationsPayload:
         given = [
-            service.ObservationInput(
+            detection.ObservationInput(
                 channel=o.channel, sku=o.sku, seller_id=o.seller_id, price=o.price, currency=o.currency,
                 observed_at=o.observed_at, seller_name=o.seller_name, region=o.region, url=o.url, listing_id=o.listing_id,
             )
             for o in input.observations
         ]  # fmt: skip
         try:
-            recorded = await info.context.mutate(service.record_observations, given)
+            recorded = await info.context.mutate(detection.record_observations, given)
         except InvalidInput as error:
             return RecordListingObservationsPayload(recorded=0, user_errors=user_errors(error))
         return RecordListingObservationsPayload(recorded=recorded, user_errors=[])
@@ -642,7 +642,7 @@ class ConflictMutations:
         extensions=[Needs(Permission.CONFLICTS_WRITE)],
     )
     async def run_conflict_detection(self, info: Info) -> ConflictDetectionPayload:
-        found = await info.context.mutate(service.detect)
+        found = await info.context.mutate(detection.detect)
         return ConflictDetectionPayload(
             checked=found.checked, opened=found.opened, joined=found.joined, resolved=found.resolved
         )

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from brandloop.audit import service as audit
-from brandloop.conflicts import service as conflicts
+from brandloop.conflicts import detection as conflicts
 from brandloop.connections import service
 from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus, WebhookEvent
 from brandloop.connections.platforms import Platforms, retry_after

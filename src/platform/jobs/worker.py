@@ -24,7 +24,7 @@ from pgqueuer.queries import Queries
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from brandloop.conflicts import service as conflicts
+from brandloop.conflicts import detection as conflicts
 from brandloop.connections import service as connections
 from brandloop.connections import sync
 from brandloop.connections.platforms import Platforms
