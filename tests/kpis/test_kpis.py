@@ -80,8 +80,23 @@ async def test_order_kpis_on_a_fixed_dataset_equal_the_hand_computation(
         "recorded"
     ] == 1
     await settle(engine, tenant)
-    keys = ["gmv", "orders", "aov", "new_customers", "active_customers", "repeat_purchase_rate",
-            "private_domain_gmv_share", "channel_gmv_share", "marketing_spend", "cac", "roi", "open_conflicts"]  # fmt: skip
+    keys = [
+        "gmv",
+        "orders",
+        "aov",
+        "new_customers",
+        "active_customers",
+        "repeat_purchase_rate",
+        "retention_rate",
+        "churn_rate",
+        "private_domain_gmv_share",
+        "channel_gmv_share",
+        "marketing_spend",
+        "cac",
+        "roi",
+        "open_conflicts",
+        "map_compliance_rate",
+    ]
     widgets = [
         {"section": "brand", "kpi": k, "days": 2, "breakdown": k in ("gmv", "channel_gmv_share", "cac")}
         for k in keys
@@ -96,7 +111,7 @@ async def test_order_kpis_on_a_fixed_dataset_equal_the_hand_computation(
         "gmv": gmv, "orders": 5, "aov": gmv / 5, "new_customers": 2, "active_customers": 3,
         "repeat_purchase_rate": round(1 / 3, 6), "private_domain_gmv_share": round(50 / gmv, 6),
         "channel_gmv_share": None, "marketing_spend": 30, "cac": 15, "roi": round((gmv - 30) / 30, 6),
-        "open_conflicts": 0,
+        "open_conflicts": 0, "retention_rate": 1, "churn_rate": 0, "map_compliance_rate": None,
     }  # fmt: skip
     assert (shown["gmv"]["dayFrom"], shown["gmv"]["dayUntil"]) == (d1.isoformat(), d2.isoformat())
     assert shown["gmv"]["comparisonValue"] == 40 and shown["gmv"]["change"] == gmv - 40
@@ -265,3 +280,28 @@ async def test_roll_ups_equal_a_direct_computation_on_a_random_dataset(
         rebuilt = (await session.execute(text("SELECT * FROM kpi_customer_days ORDER BY 1, 2, 3, 4"))).all()
     assert caught == rebuilt and caught != []
     assert uuid.UUID(int=0) in {r.customer_id for r in caught}  # buyerless orders kept under the nil id
+
+
+async def test_the_alert_list_shows_what_turned_at_risk_or_off_track_since_the_last_look(
+    engine: AsyncEngine, gql: GraphQLClient, tenant: Tenant
+) -> None:
+    await in_shanghai(gql, tenant)
+    await record(gql, tenant, "A1", TODAY, 10000, buyer={"email": "al@kpi.example"})
+    await settle(engine, tenant)
+    period = {"dayFrom": (TODAY - timedelta(days=29)).isoformat(), "dayUntil": TODAY.isoformat()}
+    target = """mutation($input: KpiTargetInput!) { setKpiTarget(input: $input) { userErrors { code } } }"""
+    alerts = "{ kpiAlerts { kpi { key } status } }"
+    seen = "mutation { markKpiAlertsSeen(input: {}) { seen } }"
+    assert (await gql.data(tenant.key, alerts))["kpiAlerts"] == []  # no targets: nothing to act on
+    await gql.data(tenant.key, target, {"input": {"kpi": "gmv", "target": 105, **period}})
+    assert (await gql.data(tenant.key, alerts))["kpiAlerts"] == [{"kpi": {"key": "gmv"}, "status": "AT_RISK"}]
+    assert (await gql.data(tenant.key, seen))["markKpiAlertsSeen"]["seen"] == 16
+    assert (await gql.data(tenant.key, alerts))["kpiAlerts"] == []  # seen
+    await gql.data(tenant.key, target, {"input": {"kpi": "gmv", "target": 500, **period}})
+    assert (await gql.data(tenant.key, alerts))["kpiAlerts"] == [
+        {"kpi": {"key": "gmv"}, "status": "OFF_TRACK"}
+    ]
+    other_viewer = tenant.keys[next(r for r in tenant.keys if r != next(iter(tenant.keys)))]
+    assert (await gql.data(other_viewer, alerts))["kpiAlerts"] == [
+        {"kpi": {"key": "gmv"}, "status": "OFF_TRACK"}
+    ]

@@ -122,6 +122,7 @@ TENANT_TABLES = [
     "erased_identities",
     "exchange_rates",
     "identity_blocklist",
+    "kpi_alerts_seen",
     "kpi_customer_days",
     "kpi_points_days",
     "kpi_survey_days",

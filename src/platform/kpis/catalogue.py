@@ -64,6 +64,11 @@ KPIS: dict[str, Kpi] = {
         Kpi("repeat_purchase_rate", "Repeat-purchase rate", Unit.PERCENT, Direction.HIGHER_IS_BETTER, 1,
             "active customers with two or more paid orders in the period / active customers",
             lambda m: _ratio(m.repeat_customers, m.active_customers)),
+        Kpi("retention_rate", "Retention rate", Unit.PERCENT, Direction.HIGHER_IS_BETTER, 1,
+            "customers active in the period of the same length just before who are active again in this one / "
+            "those customers", lambda m: _ratio(m.retained, m.previous_active)),
+        Kpi("churn_rate", "Churn rate", Unit.PERCENT, Direction.LOWER_IS_BETTER, 1, "1 - retention rate",
+            lambda m: 1 - m.retained / Decimal(m.previous_active) if m.previous_active else None),
         Kpi("private_domain_gmv_share", "Private-domain GMV share", Unit.PERCENT, Direction.HIGHER_IS_BETTER, 1,
             "GMV on the brand's own channels (wechat, mini_program, own_store) / GMV",
             lambda m: _ratio(m.private_gmv, m.gmv), by_channel=False),
@@ -90,6 +95,9 @@ KPIS: dict[str, Kpi] = {
             lambda m: m.nps, benchmark="above 0 good, above 50 excellent"),
         Kpi("survey_responses", "Survey responses", Unit.COUNT, Direction.HIGHER_IS_BETTER, 1, "NPS answers",
             lambda m: Decimal(m.responses)),
+        Kpi("map_compliance_rate", "MAP compliance rate", Unit.PERCENT, Direction.HIGHER_IS_BETTER, 1,
+            "listings seen in the period that kept their price policy / listings a policy applied to",
+            lambda m: _ratio(m.listings_within, m.listings_judged)),
         Kpi("open_conflicts", "Open channel conflicts", Unit.COUNT, Direction.LOWER_IS_BETTER, 1,
             "conflicts open at the period's end", lambda m: Decimal(m.open_conflicts)),
     ]

@@ -14,7 +14,7 @@ from brandloop.errors import InvalidInput
 from brandloop.graphql.context import Info
 from brandloop.graphql.errors import UserError, user_errors
 from brandloop.graphql.permissions import Needs
-from brandloop.graphql.relay import global_id, pk_of
+from brandloop.graphql.relay import BadInput, global_id, pk_of
 from brandloop.kpis import service
 from brandloop.kpis.catalogue import GRAINS, KPIS, Direction, Kpi, Unit
 from brandloop.kpis.models import Dashboard, Target
@@ -135,6 +135,18 @@ class KpiQueries:
         return [DashboardType.of(d) for d in await info.context.run(service.dashboards)]
 
     @strawberry.field(
+        description="Widgets at risk or off track whose status you have not seen yet (markKpiAlertsSeen).",
+        extensions=[Needs(Permission.KPIS_READ)],
+    )
+    async def kpi_alerts(self, info: Info, dashboard_id: strawberry.ID | None = None) -> list[WidgetType]:
+        ctx = info.context
+        try:
+            widgets = await _widgets_of(info, dashboard_id)
+        except InvalidInput as error:
+            raise BadInput(error.problems[0].message) from None
+        return [WidgetType.of(w) for w in await ctx.run(service.alerts, widgets, ctx.principal.subject)]
+
+    @strawberry.field(
         description="A saved dashboard, or without an id the default four-part one.",
         extensions=[Needs(Permission.KPIS_READ)],
     )
@@ -145,6 +157,26 @@ class KpiQueries:
             return DashboardType.of(await info.context.run(service.get_dashboard, pk_of(id, "Dashboard")))
         except InvalidInput:
             return None
+
+
+async def _widgets_of(info: Info, dashboard_id: strawberry.ID | None) -> list[service.Widget]:
+    if dashboard_id is None:
+        return service.DEFAULT_WIDGETS
+    row = await info.context.run(service.get_dashboard, pk_of(dashboard_id, "Dashboard"))
+    return [service.Widget.model_validate(w) for w in row.widgets]
+
+
+@strawberry.input
+class MarkKpiAlertsSeenInput:
+    dashboard_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Null: the default dashboard."
+    )
+
+
+@strawberry.type
+class MarkKpiAlertsSeenPayload:
+    seen: int
+    user_errors: list[UserError]
 
 
 @strawberry.input
@@ -239,3 +271,18 @@ class KpiMutations:
         except InvalidInput as error:
             return DashboardPayload(dashboard=None, user_errors=user_errors(error))
         return DashboardPayload(dashboard=DashboardType.of(row), user_errors=[])
+
+    @strawberry.mutation(
+        description="Remember the dashboard's statuses as seen by you: kpiAlerts empties until one changes.",
+        extensions=[Needs(Permission.KPIS_READ)],
+    )
+    async def mark_kpi_alerts_seen(
+        self, info: Info, input: MarkKpiAlertsSeenInput
+    ) -> MarkKpiAlertsSeenPayload:
+        ctx = info.context
+        try:
+            widgets = await _widgets_of(info, input.dashboard_id)
+            seen = await ctx.mutate(service.mark_seen, widgets, ctx.principal.subject)
+        except InvalidInput as error:
+            return MarkKpiAlertsSeenPayload(seen=0, user_errors=user_errors(error))
+        return MarkKpiAlertsSeenPayload(seen=seen, user_errors=[])

@@ -40,6 +40,12 @@ class Measures:
     passives: int = 0
     detractors: int = 0
     open_conflicts: int = 0
+    previous_active: int = 0
+    """Customers active in the period of the same length just before."""
+    retained: int = 0
+    """Of those, the ones active again in this period."""
+    listings_judged: int = 0
+    listings_within: int = 0
 
     @property
     def responses(self) -> int:
@@ -96,6 +102,33 @@ _POINTS = """
       FROM kpi_points_days WHERE day BETWEEN :since AND :until GROUP BY 1
 """
 _POINTS_BEFORE = "SELECT coalesce(sum(net), 0) FROM kpi_points_days WHERE day < :since"
+_RETENTION = """
+    WITH spans AS (
+      SELECT * FROM unnest(CAST(:starts AS date[]), CAST(:ends AS date[]), CAST(:before AS date[]))
+        AS s(start, finish, before)
+    ), previous AS (
+      SELECT DISTINCT s.start, {channel} AS channel, k.customer_id
+        FROM spans s JOIN kpi_customer_days k ON k.day >= s.before AND k.day < s.start
+       WHERE k.customer_id <> :nil
+    ), current AS (
+      SELECT DISTINCT s.start, {channel} AS channel, k.customer_id
+        FROM spans s JOIN kpi_customer_days k ON k.day BETWEEN s.start AND s.finish
+       WHERE k.customer_id <> :nil
+    )
+    SELECT p.start, p.channel, count(*) AS previous, count(c.customer_id) AS retained
+      FROM previous p
+      LEFT JOIN current c ON c.start = p.start AND c.customer_id = p.customer_id
+                         AND c.channel IS NOT DISTINCT FROM p.channel
+     GROUP BY 1, 2
+"""
+_LISTINGS = """
+    SELECT e.start, {channel} AS channel, count(*) AS judged, count(*) FILTER (WHERE o.within_policy) AS within
+      FROM unnest(CAST(:starts AS date[]), CAST(:from_at AS timestamptz[]), CAST(:until_at AS timestamptz[]))
+        AS e(start, from_at, until_at)
+      JOIN listing_observations o ON o.observed_at >= e.from_at AND o.observed_at < e.until_at
+     WHERE o.within_policy IS NOT NULL
+     GROUP BY 1, 2
+"""
 _OPEN_CONFLICTS = """
     SELECT e.start, {channel} AS channel, count(c.id) AS n
       FROM unnest(CAST(:starts AS date[]), CAST(:ends AS timestamptz[])) AS e(start, at)
@@ -160,6 +193,26 @@ async def measure(
     )
     for r in conflicts:
         found[(r.start, r.channel)].open_conflicts = r.n
+    starts = [s for s, _ in spans]
+    retention = await session.execute(
+        text(_RETENTION.format(channel="k.channel" if by_channel else "NULL::text")),
+        {"starts": starts, "ends": [e for _, e in spans], "nil": NO_CUSTOMER,
+         "before": [s - (e - s) - timedelta(days=1) for s, e in spans]},
+    )  # fmt: skip
+    for r in retention:
+        m = found[(r.start, r.channel)]
+        m.previous_active, m.retained = r.previous, r.retained
+    listings = await session.execute(
+        text(_LISTINGS.format(channel="o.channel" if by_channel else "NULL::text")),
+        {
+            "starts": starts,
+            "from_at": [datetime.combine(s, time(), tz).astimezone(UTC) for s in starts],
+            "until_at": ends,
+        },
+    )
+    for r in listings:
+        m = found[(r.start, r.channel)]
+        m.listings_judged, m.listings_within = r.judged, r.within
     await _spread_spend(session, spans, by_channel, scale, found)
     if by_channel:
         totals: dict[date, Decimal] = defaultdict(Decimal)

@@ -104,3 +104,15 @@ class Dashboard(Base):
     widgets: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
+
+
+class AlertSeen(Base):
+    """The status of a dashboard widget a viewer last saw: the alert list shows what changed since."""
+
+    __tablename__ = "kpi_alerts_seen"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    viewer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    widget: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = created_at_column()

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.audit import service as audit
@@ -23,7 +24,7 @@ from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
 from brandloop.kpis.catalogue import KPIS, Direction, Kpi
 from brandloop.kpis.measures import Measures, measure
-from brandloop.kpis.models import Dashboard, Spend, Target
+from brandloop.kpis.models import AlertSeen, Dashboard, Spend, Target
 from brandloop.orders.service import CHANNEL
 from brandloop.tenancy.service import settings_of
 
@@ -325,3 +326,44 @@ async def evaluate(
             )
         )  # fmt: skip
     return values
+
+
+# -- alerts ----------------------------------------------------------------------------------------
+
+ALERTING = {Status.AT_RISK, Status.OFF_TRACK}
+
+
+def widget_key(widget: Widget) -> str:
+    return f"{widget.kpi}:{widget.grain}:{widget.days}:{widget.comparison}:{int(widget.breakdown)}"
+
+
+async def alerts(session: AsyncSession, widgets: Sequence[Widget], viewer: str) -> list[WidgetValue]:
+    """The widgets at risk or off track whose status the viewer has not seen yet."""
+    seen = {
+        row.widget: row.status
+        for row in await session.scalars(select(AlertSeen).where(AlertSeen.viewer == viewer))
+    }
+    return [
+        v
+        for v in await evaluate(session, widgets)
+        if v.status in ALERTING and seen.get(widget_key(v.widget)) != v.status
+    ]
+
+
+async def mark_seen(session: AsyncSession, widgets: Sequence[Widget], viewer: str) -> int:
+    """Remember every widget's current status for the viewer: the alert list empties until one changes."""
+    values = await evaluate(session, widgets)
+    rows = [
+        {"tenant_id": current_tenant(session), "viewer": viewer, "widget": widget_key(v.widget), "status": v.status.value,
+         "seen_at": datetime.now(ZoneInfo("UTC"))}
+        for v in values
+    ]  # fmt: skip
+    insert = pg_insert(AlertSeen)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[AlertSeen.tenant_id, AlertSeen.viewer, AlertSeen.widget],
+            set_={"status": insert.excluded.status, "seen_at": insert.excluded.seen_at},
+        ),
+        rows,
+    )
+    return len(rows)
