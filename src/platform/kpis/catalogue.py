@@ -66,7 +66,7 @@ KPIS: dict[str, Kpi] = {
             lambda m: _ratio(m.repeat_customers, m.active_customers)),
         Kpi("retention_rate", "Retention rate", Unit.PERCENT, Direction.HIGHER_IS_BETTER, 1,
             "customers active in the period of the same length just before who are active again in this one / "
-            "those customers", lambda m: _ratio(m.retained, m.previous_active)),
+            "those customers (whole periods only: no series)", lambda m: _ratio(m.retained, m.previous_active)),
         Kpi("churn_rate", "Churn rate", Unit.PERCENT, Direction.LOWER_IS_BETTER, 1, "1 - retention rate",
             lambda m: 1 - m.retained / Decimal(m.previous_active) if m.previous_active else None),
         Kpi("private_domain_gmv_share", "Private-domain GMV share", Unit.PERCENT, Direction.HIGHER_IS_BETTER, 1,

@@ -103,23 +103,12 @@ _POINTS = """
 """
 _POINTS_BEFORE = "SELECT coalesce(sum(net), 0) FROM kpi_points_days WHERE day < :since"
 _RETENTION = """
-    WITH spans AS (
-      SELECT * FROM unnest(CAST(:starts AS date[]), CAST(:ends AS date[]), CAST(:before AS date[]))
-        AS s(start, finish, before)
-    ), previous AS (
-      SELECT DISTINCT s.start, {channel} AS channel, k.customer_id
-        FROM spans s JOIN kpi_customer_days k ON k.day >= s.before AND k.day < s.start
-       WHERE k.customer_id <> :nil
-    ), current AS (
-      SELECT DISTINCT s.start, {channel} AS channel, k.customer_id
-        FROM spans s JOIN kpi_customer_days k ON k.day BETWEEN s.start AND s.finish
-       WHERE k.customer_id <> :nil
-    )
-    SELECT p.start, p.channel, count(*) AS previous, count(c.customer_id) AS retained
-      FROM previous p
-      LEFT JOIN current c ON c.start = p.start AND c.customer_id = p.customer_id
-                         AND c.channel IS NOT DISTINCT FROM p.channel
-     GROUP BY 1, 2
+    SELECT channel, count(*) FILTER (WHERE before) AS previous, count(*) FILTER (WHERE before AND during) AS retained
+      FROM (SELECT customer_id, {channel} AS channel, bool_or(day < :since) AS before, bool_or(day >= :since) AS during
+              FROM kpi_customer_days
+             WHERE day BETWEEN :before AND :until AND customer_id <> :nil
+             GROUP BY 1, 2) c
+     GROUP BY 1
 """
 _LISTINGS = """
     SELECT e.start, {channel} AS channel, count(*) AS judged, count(*) FILTER (WHERE o.within_policy) AS within
@@ -194,14 +183,15 @@ async def measure(
     for r in conflicts:
         found[(r.start, r.channel)].open_conflicts = r.n
     starts = [s for s, _ in spans]
-    retention = await session.execute(
-        text(_RETENTION.format(channel="k.channel" if by_channel else "NULL::text")),
-        {"starts": starts, "ends": [e for _, e in spans], "nil": NO_CUSTOMER,
-         "before": [s - (e - s) - timedelta(days=1) for s, e in spans]},
-    )  # fmt: skip
-    for r in retention:
-        m = found[(r.start, r.channel)]
-        m.previous_active, m.retained = r.previous, r.retained
+    if grain is None:  # retention compares whole periods: one scan of both, no series
+        before = since - (until - since) - timedelta(days=1)
+        retention = await session.execute(
+            text(_RETENTION.format(channel="channel" if by_channel else "NULL::text")),
+            {"since": since, "until": until, "before": before, "nil": NO_CUSTOMER},
+        )
+        for r in retention:
+            m = found[(since, r.channel)]
+            m.previous_active, m.retained = r.previous, r.retained
     listings = await session.execute(
         text(_LISTINGS.format(channel="o.channel" if by_channel else "NULL::text")),
         {
