@@ -305,3 +305,27 @@ async def test_the_alert_list_shows_what_turned_at_risk_or_off_track_since_the_l
     assert (await gql.data(other_viewer, alerts))["kpiAlerts"] == [
         {"kpi": {"key": "gmv"}, "status": "OFF_TRACK"}
     ]
+
+
+async def test_open_conflicts_counts_those_open_at_the_periods_end(
+    engine: AsyncEngine, gql: GraphQLClient, tenant: Tenant
+) -> None:
+    partner = """mutation { createChannelPartner(input: {name: "Tea House", level: RETAILER, channel: "shopee",
+      authorised: true}) { partner { id } } }"""
+    partner_id = (await gql.data(tenant.key, partner))["createChannelPartner"]["partner"]["id"]
+    record_conflict = """mutation($cause: ConflictCause!, $p: ID!) { recordConflict(input: {type: HORIZONTAL,
+      cause: $cause, partnerId: $p}) { conflict { id } } }"""
+    ids = [
+        (await gql.data(tenant.key, record_conflict, {"cause": cause, "p": partner_id}))["recordConflict"][
+            "conflict"
+        ]["id"]
+        for cause in ("CUSTOMER_POACHING", "CAMPAIGN_NON_EXECUTION", "OTHER")
+    ]
+    dismiss = """mutation($id: ID!) { transitionConflict(input: {id: $id, status: DISMISSED, note: "duplicate"}) {
+      userErrors { code } } }"""
+    assert (await gql.data(tenant.key, dismiss, {"id": ids[0]}))["transitionConflict"]["userErrors"] == []
+    widgets = [{"section": "channel", "kpi": "open_conflicts", "days": 7, "grain": "day"}]
+    shown = (await gql.data(tenant.key, SAVE, {"input": {"name": "C", "widgets": widgets}}))["saveDashboard"]
+    (widget,) = shown["dashboard"]["widgets"]
+    assert widget["value"] == 2  # three recorded today, one dismissed
+    assert widget["series"][-1]["value"] == 2 and widget["series"][0]["value"] == 0  # none open a week ago
