@@ -9,7 +9,8 @@ from email.utils import format_datetime
 
 import httpx
 
-from brandloop.connections.platforms import Platforms, RetryPolicy, retry_after
+from brandloop.connections.platforms import Platforms, RetryPolicy
+from brandloop.connectors import retry_after
 from brandloop_plugins.shopee import ShopeeConnector
 
 QUICK = RetryPolicy(attempts=4, wait_initial=0.001, wait_max=0.01, longest_retry_after=0.5)

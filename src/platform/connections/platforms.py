@@ -11,18 +11,16 @@ checkpoint is locked), so pacing in that worker paces the connection.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import uuid
 import weakref
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import httpx
 import stamina
 from aiolimiter import AsyncLimiter
 from cachetools import LRUCache
 
-from brandloop.connectors import Connector
+from brandloop.connectors import Connector, retry_after
 
 TIMEOUT = httpx.Timeout(15.0)
 
@@ -38,20 +36,6 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
-
-
-def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
-    """The seconds a response's Retry-After asks for (either form), if it says."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
 class _Retryable(Exception):

@@ -31,7 +31,7 @@ from brandloop.audit import service as audit
 from brandloop.conflicts import detection as conflicts
 from brandloop.connections import service
 from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus, WebhookEvent
-from brandloop.connections.platforms import Platforms, retry_after
+from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import Vault
 from brandloop.connectors import (
     AuthorizationRevoked,
@@ -45,6 +45,7 @@ from brandloop.connectors import (
     RateLimited,
     TimeWindow,
     TokenExpired,
+    retry_after,
 )
 from brandloop.db.session import current_tenant, engine_of
 from brandloop.errors import InvalidInput, Problem

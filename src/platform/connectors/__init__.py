@@ -9,6 +9,7 @@ from brandloop.connectors.registry import ENTRY_POINT_GROUP, ConnectorError, dis
 from brandloop.connectors.sdk import (
     WEBHOOK_FRESHNESS,
     AuthorizationRevoked,
+    BaseUrl,
     BuyerRecord,
     Capability,
     Connector,
@@ -25,6 +26,8 @@ from brandloop.connectors.sdk import (
     TokenExpired,
     WebhookEvent,
     minor_units,
+    raise_for_transient,
+    retry_after,
     secret_fields,
     unmasked,
 )
@@ -33,6 +36,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "WEBHOOK_FRESHNESS",
     "AuthorizationRevoked",
+    "BaseUrl",
     "BuyerRecord",
     "Capability",
     "Connector",
@@ -51,6 +55,8 @@ __all__ = [
     "WebhookEvent",
     "discover",
     "minor_units",
+    "raise_for_transient",
+    "retry_after",
     "secret_fields",
     "unmasked",
 ]

@@ -8,16 +8,17 @@ timezone-aware.
 
 from __future__ import annotations
 
+import email.utils
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import httpx
 from babel.numbers import get_currency_precision
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
 
 T = TypeVar("T")
 
@@ -52,6 +53,40 @@ def minor_units(amount: str | float | Decimal, currency: str) -> int:
 def unmasked(value: str | None) -> str | None:
     """A buyer field as the platform gave it, or None when the platform masked it ("****12")."""
     return value if value and "*" not in value else None
+
+
+def _base_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("give the host as an http(s) URL")
+    return value.rstrip("/")
+
+
+BaseUrl = Annotated[str, AfterValidator(_base_url)]
+"""A platform host in a configuration (production, sandbox or a local stand-in), without a trailing
+slash."""
+
+
+def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
+    """The seconds a response's Retry-After asks for (either form), if it says."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def raise_for_transient(response: httpx.Response, throttled: str) -> None:
+    """A 429 as RateLimited (with its Retry-After), a 5xx as httpx's HTTPStatusError; the platform
+    retries both. Anything else is the connector's to read."""
+    if response.status_code == 429:
+        raise RateLimited(throttled, retry_after(response))
+    if response.status_code >= 500:
+        response.raise_for_status()
 
 
 def secret_fields(model: type[ConnectorConfig]) -> list[str]:

@@ -19,11 +19,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from brandloop.connectors import (
     WEBHOOK_FRESHNESS,
     AuthorizationRevoked,
+    BaseUrl,
     BuyerRecord,
     Capability,
     ConnectorConfig,
@@ -34,11 +35,11 @@ from brandloop.connectors import (
     OrderRecord,
     Page,
     PlatformError,
-    RateLimited,
     TimeWindow,
     TokenExpired,
     WebhookEvent,
     minor_units,
+    raise_for_transient,
     unmasked,
 )
 
@@ -79,14 +80,7 @@ class ShopeeConfig(ConnectorConfig):
     """The shop to connect; when given, an authorization for another shop is refused."""
     push_partner_key: SecretStr | None = None
     """The key push messages are signed with; the partner key when not set."""
-    api_base_url: str = PRODUCTION
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("give the API host as an http(s) URL")
-        return value.rstrip("/")
+    api_base_url: BaseUrl = PRODUCTION
 
 
 def base_string(*parts: object) -> str:
@@ -114,13 +108,7 @@ def _when(seconds: object) -> datetime:
 
 def _checked(response: httpx.Response, *, refreshing: bool = False) -> dict[str, Any]:
     """The body of a successful call; the SDK's errors otherwise."""
-    if response.status_code == 429:
-        retry = response.headers.get("retry-after")
-        raise RateLimited(
-            "Shopee is throttling this shop", float(retry) if retry and retry.isdigit() else None
-        )
-    if response.status_code >= 500:
-        response.raise_for_status()
+    raise_for_transient(response, "Shopee is throttling this shop")
     body: dict[str, Any] = response.json()
     error = body.get("error") or ""
     if not error:

@@ -20,11 +20,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr
 
 from brandloop.connectors import (
     WEBHOOK_FRESHNESS,
     AuthorizationRevoked,
+    BaseUrl,
     BuyerRecord,
     Capability,
     ConnectorConfig,
@@ -35,11 +36,11 @@ from brandloop.connectors import (
     OrderRecord,
     Page,
     PlatformError,
-    RateLimited,
     TimeWindow,
     TokenExpired,
     WebhookEvent,
     minor_units,
+    raise_for_transient,
     unmasked,
 )
 
@@ -75,15 +76,8 @@ class TikTokShopConfig(ConnectorConfig):
     app_secret: SecretStr
     shop_cipher: str | None = None
     """The shop to connect; the first authorized shop when not given."""
-    api_base_url: str = API
-    auth_base_url: str = AUTH
-
-    @field_validator("api_base_url", "auth_base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("give the host as an http(s) URL")
-        return value.rstrip("/")
+    api_base_url: BaseUrl = API
+    auth_base_url: BaseUrl = AUTH
 
 
 def sign(app_secret: str, path: str, params: Mapping[str, object], body: bytes = b"") -> str:
@@ -104,13 +98,7 @@ def _config(config: ConnectorConfig) -> TikTokShopConfig:
 
 def _checked(response: httpx.Response, *, refreshing: bool = False) -> dict[str, Any]:
     """The `data` of a successful call; the SDK's errors otherwise."""
-    if response.status_code == 429:
-        retry = response.headers.get("retry-after")
-        raise RateLimited(
-            "TikTok Shop is throttling this app", float(retry) if retry and retry.isdigit() else None
-        )
-    if response.status_code >= 500:
-        response.raise_for_status()
+    raise_for_transient(response, "TikTok Shop is throttling this app")
     body: dict[str, Any] = response.json()
     code = body.get("code")
     if code == 0:
