@@ -61,8 +61,13 @@ class PartnerType(Node):
 
     @strawberry.field(description="Its step on the tenant's escalation ladder; null at level 0.")
     async def escalation_step(self, info: Info) -> str | None:
-        settings = await info.context.run(settings_of)
-        return service.escalation_step(self.row, settings.escalation_ladder)
+        ctx = info.context
+
+        async def load(keys: list[str]) -> list[list[str]]:  # one read of the settings per request
+            ladder = list((await ctx.run(settings_of)).escalation_ladder)
+            return [ladder for _ in keys]
+
+        return service.escalation_step(self.row, await ctx.loader("escalation_ladder", load).load("ladder"))
 
     row: strawberry.Private[Partner]
 

@@ -35,6 +35,10 @@ def _ratio(top: Decimal | int | None, bottom: Decimal | int | None) -> Decimal |
     return Decimal(top) / Decimal(bottom)
 
 
+def _score(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
 @dataclass(frozen=True, slots=True)
 class Kpi:
     key: str
@@ -92,9 +96,9 @@ KPIS: dict[str, Kpi] = {
             by_channel=False),
         Kpi("nps", "NPS", Unit.SCORE, Direction.HIGHER_IS_BETTER, 1,
             "(promoters - detractors) / responses x 100, with its 95% margin of error",
-            lambda m: m.nps, benchmark="above 0 good, above 50 excellent"),
+            lambda m: _score(m.survey.nps), benchmark="above 0 good, above 50 excellent"),
         Kpi("survey_responses", "Survey responses", Unit.COUNT, Direction.HIGHER_IS_BETTER, 1, "NPS answers",
-            lambda m: Decimal(m.responses)),
+            lambda m: Decimal(m.survey.responses)),
         Kpi("map_compliance_rate", "MAP compliance rate", Unit.PERCENT, Direction.HIGHER_IS_BETTER, 1,
             "listings seen in the period that kept their price policy / listings a policy applied to",
             lambda m: _ratio(m.listings_within, m.listings_judged)),

@@ -3,7 +3,6 @@ orders), for a period or for each day, week, month or quarter of it, overall or 
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.kpis.models import NO_CUSTOMER, Spend
+from brandloop.nps.service import Counts
 from brandloop.tenancy.service import settings_of
 
 PRIVATE_DOMAIN = ("wechat", "mini_program", "own_store")
@@ -48,22 +48,10 @@ class Measures:
     listings_within: int = 0
 
     @property
-    def responses(self) -> int:
-        return self.promoters + self.passives + self.detractors
-
-    @property
-    def nps(self) -> Decimal | None:
-        if not self.responses:
-            return None
-        return Decimal(100 * (self.promoters - self.detractors)) / self.responses
-
-    @property
-    def nps_margin(self) -> float | None:
-        """The NPS's 95% margin of error, in points (as docs/nps.md)."""
-        if not self.responses:
-            return None
-        p, d = self.promoters / self.responses, self.detractors / self.responses
-        return 1.96 * math.sqrt(max(p + d - (p - d) ** 2, 0) / self.responses) * 100
+    def survey(self) -> Counts:
+        return Counts(
+            self.promoters + self.passives + self.detractors, self.promoters, self.passives, self.detractors
+        )
 
 
 def buckets(since: date, until: date, grain: str | None) -> list[tuple[date, date]]:

@@ -321,7 +321,7 @@ async def evaluate(
         values.append(
             WidgetValue(
                 widget=widget, kpi=kpi, since=since, until=until, value=value,
-                margin=whole.nps_margin if kpi.key == "nps" else None, comparison_value=compared, series=series,
+                margin=whole.survey.margin_of_error if kpi.key == "nps" else None, comparison_value=compared, series=series,
                 target=target, status=status(value, target, kpi.direction), breakdown=breakdown,
             )
         )  # fmt: skip
