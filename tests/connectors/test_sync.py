@@ -11,6 +11,7 @@ from connections_support import FAILURES, LISTINGS, ORDERS, create
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from brandloop.connections import platforms, service, sync
+from brandloop.connections.graphql import next_scheduled_sync
 from brandloop.connections.models import Checkpoint, Connection
 from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
@@ -186,3 +187,12 @@ async def test_listings_pulled_from_a_connection_are_judged_for_conflicts(
         ("cheap-store", "UNAUTHORISED_SELLER", "example", [7900]),
         ("fair-store", "UNAUTHORISED_SELLER", "example", [10000]),
     ]
+
+
+def test_the_next_scheduled_sync_follows_the_jobs_schedule() -> None:
+    at = datetime(2026, 11, 27, 10, 3, 20, tzinfo=UTC)
+    assert next_scheduled_sync(at) == datetime(2026, 11, 27, 10, 5, tzinfo=UTC)
+    assert next_scheduled_sync(datetime(2026, 11, 27, 10, 55, tzinfo=UTC)) == datetime(
+        2026, 11, 27, 11, 0, tzinfo=UTC
+    )
+    assert SYNC.cron == sync.SCHEDULE

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import strawberry
+from croniter import croniter
 from strawberry.scalars import JSON
 
 from brandloop.auth.permissions import Permission
@@ -272,6 +273,5 @@ async def _change(
 
 
 def next_scheduled_sync(now: datetime) -> datetime:
-    """The next run of the job `connections.sync` (every five minutes)."""
-    start = now.replace(second=0, microsecond=0)
-    return start + timedelta(minutes=5 - start.minute % 5)
+    """The next run of the job `connections.sync`, from its schedule."""
+    return croniter(sync.SCHEDULE, now).get_next(datetime)  # type: ignore[no-any-return]

@@ -57,6 +57,8 @@ ORDERS = "orders"
 INITIAL_DAYS = 30
 WINDOW = timedelta(days=1)
 OVERLAP = timedelta(minutes=10)
+SCHEDULE = "*/5 * * * *"
+"""When the job `connections.sync` runs for every tenant (crontab, UTC)."""
 ROUNDS = 50
 """Pages per connection per run of the job: one connection cannot hold a worker for long."""
 BACKOFF = timedelta(minutes=1)

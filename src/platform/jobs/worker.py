@@ -70,7 +70,7 @@ JOBS = [
     # A batch is one page of every connection; another follows while some have more.
     TenantJob(
         "connections.sync",
-        "*/5 * * * *",
+        sync.SCHEDULE,
         lambda settings, s: _platforms(settings, s, sync.sync_round),
         more=lambda pending: pending > 0,
         rounds=sync.ROUNDS,
