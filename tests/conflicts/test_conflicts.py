@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -452,3 +453,20 @@ async def test_the_summary_counts_conflicts_and_map_compliance(gql: GraphQLClien
     assert (found["listingsJudged"], found["mapComplianceRate"]) == (4, 0.75)
     reversed_period = await gql.raw(tenant.key, query, {"from": span["to"], "to": span["from"]})
     assert reversed_period.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_two_detections_at_once_never_open_twin_conflicts(
+    engine: AsyncEngine, gql: GraphQLClient, tenant: Tenant
+) -> None:
+    await setup(gql, tenant)
+    await observe(gql, tenant, seen(8_000, hours_ago=2), seen(7_000, hours_ago=1))
+
+    async def one_worker() -> detection.Detection:
+        async with tenant_transaction(engine, tenant.id) as session:
+            return await detection.detect(session, limit=1)  # each takes the listing the other left
+
+    first, second = await asyncio.gather(one_worker(), one_worker())
+    assert (first.checked, second.checked) == (1, 1)
+    assert sorted((first.opened, second.opened)) == [0, 1] and first.joined + second.joined == 1
+    listed = (await gql.data(tenant.key, CONFLICTS))["conflicts"]
+    assert listed["totalCount"] == 1 and listed["edges"][0]["node"]["breaches"] == 2

@@ -329,3 +329,22 @@ async def test_open_conflicts_counts_those_open_at_the_periods_end(
     (widget,) = shown["dashboard"]["widgets"]
     assert widget["value"] == 2  # three recorded today, one dismissed
     assert widget["series"][-1]["value"] == 2 and widget["series"][0]["value"] == 0  # none open a week ago
+
+
+async def test_bad_spend_is_refused_whole(gql: GraphQLClient, tenant: Tenant) -> None:
+    spend = """mutation($input: RecordMarketingSpendInput!) { recordMarketingSpend(input: $input) {
+      recorded userErrors { field code } } }"""
+    good = {"channel": "shopee", "dayFrom": "2026-11-01", "dayUntil": "2026-11-30", "amount": 100}
+    bad = [good, {**good, "channel": "Not A Key"}, {**good, "dayFrom": "2026-12-01"}, {**good, "amount": -1}]
+    refused = (await gql.data(tenant.key, spend, {"input": {"entries": bad}}))["recordMarketingSpend"]
+    assert refused == {"recorded": 0, "userErrors": [
+        {"field": "entries.1.channel", "code": "INVALID_CHANNEL"},
+        {"field": "entries.2.dayUntil", "code": "INVALID_PERIOD"},
+        {"field": "entries.3.amount", "code": "INVALID_AMOUNT"},
+    ]}  # fmt: skip
+    widgets = [{"section": "channel", "kpi": "marketing_spend", "days": 365}]
+    shown = (await gql.data(tenant.key, SAVE, {"input": {"name": "S", "widgets": widgets}}))["saveDashboard"]
+    assert shown["dashboard"]["widgets"][0]["value"] == 0  # nothing of the batch was kept
+    assert (await gql.data(tenant.key, spend, {"input": {"entries": []}}))["recordMarketingSpend"][
+        "userErrors"
+    ] == [{"field": "entries", "code": "INVALID_COUNT"}]
