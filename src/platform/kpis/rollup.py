@@ -12,7 +12,7 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from babel.numbers import get_currency_precision
+from babel.numbers import get_currency_precision, list_currencies
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -91,6 +91,10 @@ _CHANGED_DAYS = text(
 )
 
 
+PRECISION = json.dumps({c: get_currency_precision(c) for c in list_currencies()})
+"""Every currency's minor-unit digits, for converting in SQL (orders hold only known currencies)."""
+
+
 def _bounds(day_from: date, day_until: date, zone: str) -> tuple[datetime, datetime]:
     tz = ZoneInfo(zone)
     return (
@@ -106,18 +110,13 @@ async def rebuild(session: AsyncSession, day_from: date, day_until: date) -> Non
     tenant, zone, reporting = current_tenant(session), settings.timezone, settings.reporting_currency
     start, end = _bounds(day_from, day_until, zone)
     days = {"day_from": day_from, "day_until": day_until}
-    currencies = await session.scalars(
-        text("SELECT DISTINCT currency FROM orders WHERE placed_at >= :start AND placed_at < :end"),
-        {"start": start, "end": end},
-    )
-    precision = {c: get_currency_precision(c) for c in currencies}
     common = {"tenant": tenant, "tz": zone, "start": start, "end": end}
     for table in ("kpi_customer_days", "kpi_survey_days", "kpi_points_days"):
         await session.execute(text(f"DELETE FROM {table} WHERE day BETWEEN :day_from AND :day_until"), days)  # noqa: S608
     await session.execute(
         _CUSTOMER_DAYS,
         {**common, "nil": NO_CUSTOMER, "reporting": reporting, "digits": get_currency_precision(reporting),
-         "precision": json.dumps(precision), "paid": sorted(PAID_STATUSES)},
+         "precision": PRECISION, "paid": sorted(PAID_STATUSES)},
     )  # fmt: skip
     await session.execute(
         _FIRST_DAYS, {**days, "tz": zone, "nil": NO_CUSTOMER, "paid": sorted(PAID_STATUSES)}
