@@ -145,19 +145,18 @@ async def set_target(
     return row
 
 
-async def target_for(
-    session: AsyncSession, kpi: str, since: date, until: date, channel: str | None
-) -> Target | None:
-    """The newest target of the KPI whose period covers [since, until]."""
-    return await session.scalar(
-        select(Target)
-        .where(
-            Target.kpi == kpi, Target.day_from <= since, Target.day_until >= until,
-            Target.channel.is_(None) if channel is None else Target.channel == channel,
+async def targets_of(session: AsyncSession, kpis: Sequence[str]) -> list[Target]:
+    """The tenant's overall targets (no channel) of these KPIs, newest first."""
+    return list(
+        await session.scalars(
+            select(Target).where(Target.kpi.in_(kpis), Target.channel.is_(None)).order_by(Target.id.desc())
         )
-        .order_by(Target.id.desc())
-        .limit(1)
-    )  # fmt: skip
+    )
+
+
+def covering(targets: Sequence[Target], kpi: str, since: date, until: date) -> Target | None:
+    """The newest target of the KPI whose period covers [since, until]."""
+    return next((t for t in targets if t.kpi == kpi and t.day_from <= since and t.day_until >= until), None)
 
 
 # -- dashboards ------------------------------------------------------------------------------------
@@ -292,13 +291,14 @@ async def evaluate(
     settings = await settings_of(session)
     today = today or datetime.now(ZoneInfo(settings.timezone)).date()
     measured = _Measured(session)
+    targets = await targets_of(session, sorted({w.kpi for w in widgets}))  # one read for every widget
     values = []
     for widget in widgets:
         kpi = KPIS[widget.kpi]
         until, since = today, today - timedelta(days=widget.days - 1)
         whole = (await measured(since, until, None, False)).get((since, None), Measures())
         value = kpi.compute(whole)
-        target = await target_for(session, kpi.key, since, until, None)
+        target = covering(targets, kpi.key, since, until)
         if widget.comparison == "previous_period":
             before = (since - timedelta(days=widget.days), since - timedelta(days=1))
             compared = kpi.compute((await measured(*before, None, False)).get((before[0], None), Measures()))
