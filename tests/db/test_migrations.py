@@ -85,3 +85,40 @@ async def test_concurrent_migrations_take_turns_and_api_processes_wait_for_them(
     assert await migrate.current_revision(scratch) == migrate.head_revision()
     async with asyncio.timeout(5):
         await migrate.wait_for_head(scratch, interval=0.05)
+
+
+async def test_0019_carries_channel_breakdowns_and_targets_over_and_back(scratch: AsyncEngine) -> None:
+    await migrate.upgrade(scratch, "0018")
+    tenant = uuid.uuid4()
+    widgets = '[{"kpi": "gmv", "breakdown": true}, {"kpi": "orders", "breakdown": false}]'
+    async with scratch.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO tenants (id, slug, name) VALUES (:t, 'mig', 'Mig')"), {"t": tenant}
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO dashboards (tenant_id, id, name, widgets) VALUES (:t, :t, 'D', CAST(:w AS jsonb))"
+            ),
+            {"t": tenant, "w": widgets},
+        )
+        await conn.execute(
+            text(
+                """INSERT INTO kpi_targets (tenant_id, id, kpi, day_from, day_until, channel, target, at_risk_within)
+                   VALUES (:t, gen_random_uuid(), 'gmv', '2026-11-01', '2026-11-30', 'shopee', 1, 0.1),
+                          (:t, gen_random_uuid(), 'gmv', '2026-11-01', '2026-11-30', NULL, 2, 0.1)"""
+            ),
+            {"t": tenant},
+        )
+    await migrate.upgrade(scratch)
+    async with scratch.connect() as conn:
+        after = await conn.scalar(text("SELECT widgets FROM dashboards"))
+        targets = (
+            await conn.execute(text("SELECT dimension, dimension_value FROM kpi_targets ORDER BY target"))
+        ).all()
+    assert [w["breakdown"] for w in after] == ["channel", None]
+    assert [tuple(t) for t in targets] == [("channel", "shopee"), (None, None)]
+    await migrate.downgrade(scratch, "0018")
+    async with scratch.connect() as conn:
+        before = await conn.scalar(text("SELECT widgets FROM dashboards"))
+        channels = (await conn.scalars(text("SELECT channel FROM kpi_targets ORDER BY target"))).all()
+    assert [w["breakdown"] for w in before] == [True, False] and channels == ["shopee", None]

@@ -30,7 +30,7 @@ RECORD = (
 )
 SAVE = """mutation($input: SaveDashboardInput!) { saveDashboard(input: $input) {
   dashboard { id widgets { kpi { key version } dayFrom dayUntil value comparisonValue change status
-  target { value } series { start value } breakdown { key value } } } userErrors { field code } } }"""
+  target { value } series { start value } breakdown { key value status } } } userErrors { field code } } }"""
 
 
 def noon(day: date) -> str:
@@ -59,15 +59,20 @@ async def settle(engine: AsyncEngine, tenant: Tenant) -> None:
 async def test_order_kpis_on_a_fixed_dataset_equal_the_hand_computation(
     engine: AsyncEngine, gql: GraphQLClient, tenant: Tenant
 ) -> None:
-    settings = 'mutation { updateTenantSettings(input: {timezone: "Asia/Shanghai", reportingCurrency: "CNY"}) { userErrors { code } } }'
+    settings = 'mutation { updateTenantSettings(input: {timezone: "Asia/Shanghai", reportingCurrency: "CNY", grossMargin: 0.4}) { userErrors { code } } }'
     assert (await gql.data(tenant.key, settings))["updateTenantSettings"]["userErrors"] == []
+    margin = "mutation($m: Float!) { updateTenantSettings(input: {grossMargin: $m}) { userErrors { field code } } }"
+    for wrong in (0, -0.2, 1.5):
+        refused = (await gql.data(tenant.key, margin, {"m": wrong}))["updateTenantSettings"]["userErrors"]
+        assert refused == [{"field": "grossMargin", "code": "OUT_OF_RANGE"}]
     d0, d1, d2 = TODAY - timedelta(days=2), TODAY - timedelta(days=1), TODAY
     rates = 'mutation($d: Date!) { setExchangeRates(input: {rates: [{currency: "USD", day: $d, rate: "7"}]}) { userErrors { code } } }'
     await gql.data(tenant.key, rates, {"d": d0.isoformat()})
-    a, b, c = ({"email": f"{x}@kpi.example"} for x in "abc")
+    a, b, c, d = ({"email": f"{x}@kpi.example"} for x in "abcd")
     await record(gql, tenant, "K0", d0, 4000, buyer=a)  # before the period: A is not new in it
-    await record(gql, tenant, "K1", d1, 10000, buyer=a)
-    await record(gql, tenant, "K2", d1, 5000, buyer=b, channel="wechat")
+    await record(gql, tenant, "K7", d0, 3000, buyer=d)  # D too, and does not come back
+    await record(gql, tenant, "K1", d1, 10000, buyer=a, shipRegion="CN-SH")
+    await record(gql, tenant, "K2", d1, 5000, buyer=b, channel="wechat", shipRegion="CN-GD")
     await record(gql, tenant, "K3", d1, 2000)  # no buyer: GMV and orders, no customer
     await record(gql, tenant, "K4", d1, 99900, buyer=b, status="CANCELLED")  # not paid: nowhere
     await record(gql, tenant, "K5", d2, 6000, buyer=a, status="PARTIALLY_REFUNDED", refunded=1000)
@@ -96,35 +101,46 @@ async def test_order_kpis_on_a_fixed_dataset_equal_the_hand_computation(
         "roi",
         "open_conflicts",
         "map_compliance_rate",
+        "cohort_retention_rate",
+        "clv",
+        "clv_cac",
     ]
-    widgets = [
-        {"section": "brand", "kpi": k, "days": 2, "breakdown": k in ("gmv", "channel_gmv_share", "cac")}
-        for k in keys
-    ]
+    breakdowns = {"gmv": "channel", "channel_gmv_share": "channel", "cac": "channel", "orders": "region",
+                  "active_customers": "segment"}  # fmt: skip
+    widgets = [{"section": "brand", "kpi": k, "days": 2, "breakdown": breakdowns.get(k)} for k in keys]
     saved = (await gql.data(tenant.key, SAVE, {"input": {"name": "Test", "widgets": widgets}}))[
         "saveDashboard"
     ]
     assert saved["userErrors"] == []
     shown = {w["kpi"]["key"]: w for w in saved["dashboard"]["widgets"]}
     gmv = 100 + 50 + 20 + 50 + 70  # K1, K2, K3, K5 less its refund, K6 converted
+    # The two days before: A and D bought, both for the first time; A came back, D did not.
+    clv = gmv / 3 * 0.4 / 0.5  # GMV per active customer x gross margin / churn
     assert {k: shown[k]["value"] for k in keys} == {
         "gmv": gmv, "orders": 5, "aov": gmv / 5, "new_customers": 2, "active_customers": 3,
         "repeat_purchase_rate": round(1 / 3, 6), "private_domain_gmv_share": round(50 / gmv, 6),
         "channel_gmv_share": None, "marketing_spend": 30, "cac": 15, "roi": round((gmv - 30) / 30, 6),
-        "open_conflicts": 0, "retention_rate": 1, "churn_rate": 0, "map_compliance_rate": None,
+        "open_conflicts": 0, "retention_rate": 0.5, "churn_rate": 0.5, "map_compliance_rate": None,
+        "cohort_retention_rate": 0.5, "clv": round(clv, 6), "clv_cac": round(clv / 15, 6),
     }  # fmt: skip
     assert (shown["gmv"]["dayFrom"], shown["gmv"]["dayUntil"]) == (d1.isoformat(), d2.isoformat())
-    assert shown["gmv"]["comparisonValue"] == 40 and shown["gmv"]["change"] == gmv - 40
+    assert shown["gmv"]["comparisonValue"] == 70 and shown["gmv"]["change"] == gmv - 70
+    assert shown["clv"]["series"] == []  # whole periods only
+    regions = {r["key"]: r["value"] for r in shown["orders"]["breakdown"]}
+    assert regions == {"CN-SH": 1, "CN-GD": 1, "unknown": 3}
+    # Nobody has been scored by the segmentation job yet; the buyerless order has no customer to count.
+    segments = {r["key"]: r["value"] for r in shown["active_customers"]["breakdown"]}
+    assert segments == {"unscored": 3, "no_buyer": 0}
     assert shown["gmv"]["series"] == [
         {"start": d1.isoformat(), "value": 170},
         {"start": d2.isoformat(), "value": 120},
     ]
     assert shown["gmv"]["breakdown"] == [
-        {"key": "shopee", "value": 170},
-        {"key": "amazon", "value": 70},
-        {"key": "wechat", "value": 50},
+        {"key": "shopee", "value": 170, "status": "NO_TARGET"},
+        {"key": "amazon", "value": 70, "status": "NO_TARGET"},
+        {"key": "wechat", "value": 50, "status": "NO_TARGET"},
     ]
-    assert shown["channel_gmv_share"]["breakdown"][0] == {"key": "shopee", "value": round(170 / gmv, 6)}
+    assert shown["channel_gmv_share"]["breakdown"][0]["value"] == round(170 / gmv, 6)
     cac = {r["key"]: r["value"] for r in shown["cac"]["breakdown"]}
     assert cac == {"shopee": None, "amazon": 0, "wechat": 0}  # the spend was on shopee, where nobody was new
     assert shown["gmv"]["kpi"]["version"] == 1 and shown["gmv"]["status"] == "NO_TARGET"
@@ -174,14 +190,44 @@ async def test_targets_show_on_the_dashboard_and_bad_ones_are_refused(
     assert again == {"status": "OFF_TRACK", "target": {"value": 200}}
     bad = await gql.data(tenant.key, target, {"input": {"kpi": "nope", "target": 1, **period}})
     assert bad["setKpiTarget"]["userErrors"] == [{"field": "kpi", "code": "UNKNOWN_KPI"}]
+    shopee = {"dimension": "CHANNEL", "dimensionValue": "shopee"}
     bad = await gql.data(
-        tenant.key, target, {"input": {"kpi": "points_issued", "target": 1, "channel": "shopee", **period}}
+        tenant.key, target, {"input": {"kpi": "points_issued", "target": 1, **shopee, **period}}
     )
-    assert bad["setKpiTarget"]["userErrors"] == [{"field": "channel", "code": "INVALID_CHANNEL"}]
+    assert bad["setKpiTarget"]["userErrors"] == [{"field": "dimension", "code": "INVALID_DIMENSION"}]
+    bad = await gql.data(
+        tenant.key, target, {"input": {"kpi": "gmv", "target": 1, "dimension": "REGION", **period}}
+    )
+    assert bad["setKpiTarget"]["userErrors"] == [{"field": "dimensionValue", "code": "INCOMPLETE"}]
+    bad = await gql.data(
+        tenant.key,
+        target,
+        {"input": {"kpi": "gmv", "target": 1, "dimension": "REGION", "dimensionValue": "x" * 65, **period}},
+    )
+    assert bad["setKpiTarget"]["userErrors"] == [{"field": "dimensionValue", "code": "INVALID_VALUE"}]
+    # A channel's target shows on its breakdown row, not on the KPI overall.
+    await gql.data(tenant.key, target, {"input": {"kpi": "gmv", "target": 90, **shopee, **period}})
+    widgets = [{"section": "brand", "kpi": "gmv", "days": 7, "breakdown": "channel"}]
+    by_channel = (await gql.data(tenant.key, SAVE, {"input": {"name": "B", "widgets": widgets}}))[
+        "saveDashboard"
+    ]
+    assert by_channel["dashboard"]["widgets"][0]["breakdown"] == [
+        {"key": "shopee", "value": 100, "status": "ON_TRACK"}
+    ]
+    assert by_channel["dashboard"]["widgets"][0]["status"] == "OFF_TRACK"  # against 200 overall
     broken = await gql.data(
         tenant.key, SAVE, {"input": {"name": "X", "widgets": [{"section": "nowhere", "kpi": "gmv"}]}}
     )
     assert broken["saveDashboard"]["userErrors"][0]["code"] == "INVALID_WIDGET"
+    wrong = [
+        {"section": "brand", "kpi": "points_issued", "breakdown": "channel"},
+        {"section": "brand", "kpi": "nps", "breakdown": "planet"},
+    ]
+    broken = await gql.data(tenant.key, SAVE, {"input": {"name": "X", "widgets": wrong}})
+    assert [(e["field"], e["code"]) for e in broken["saveDashboard"]["userErrors"]] == [
+        ("widgets.0.breakdown", "INVALID_BREAKDOWN"),
+        ("widgets.1.breakdown", "INVALID_WIDGET"),
+    ]
 
 
 async def test_the_default_dashboard_follows_the_four_part_model_and_sees_only_its_tenant(
@@ -230,6 +276,7 @@ async def test_roll_ups_equal_a_direct_computation_on_a_random_dataset(
                 status=rng.choice(["paid", "shipped", "completed", "cancelled", "refunded", "partially_refunded", "pending"]),
                 currency=rng.choice(["CNY", "CNY", "USD"]), total=total, placed_at=placed,
                 refunded=rng.randrange(total // 2), lines=[orders.LineInput("S", "Tea", 1, total)], buyer=buyer,
+                ship_region=rng.choice([None, "CN-SH", "CN-GD"]),
             )
         )  # fmt: skip
     async with tenant_transaction(engine, tenant.id) as session:
@@ -238,15 +285,15 @@ async def test_roll_ups_equal_a_direct_computation_on_a_random_dataset(
     async with tenant_transaction(engine, tenant.id) as session:
         raw = (await session.execute(text("SELECT * FROM orders"))).mappings().all()
         rolled = {
-            (r.day, r.channel): (r.orders, r.gmv)
+            (r.day, r.channel, r.region): (r.orders, r.gmv)
             for r in await session.execute(
                 text(
-                    "SELECT day, channel, sum(orders) AS orders, sum(gmv) AS gmv FROM kpi_customer_days GROUP BY 1, 2"
+                    "SELECT day, channel, region, sum(orders) AS orders, sum(gmv) AS gmv FROM kpi_customer_days GROUP BY 1, 2, 3"
                 )
             )
         }
-        whole = await measure(session, start, start + timedelta(days=19), grain=None, by_channel=False)
-    expected: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
+        whole = await measure(session, start, start + timedelta(days=19), grain=None, by=None)
+    expected: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0])
     customers, firsts = set(), {}
     for o in raw:
         if o["status"] not in orders.PAID_STATUSES:
@@ -256,8 +303,9 @@ async def test_roll_ups_equal_a_direct_computation_on_a_random_dataset(
         converted = (
             net if o["currency"] == "CNY" else (net * Decimal("7.13")).quantize(Decimal(1), ROUND_HALF_UP)
         )
-        expected[(day, o["channel"])][0] += 1
-        expected[(day, o["channel"])][1] += int(converted)
+        where = (day, o["channel"], o["ship_region"] or "")
+        expected[where][0] += 1
+        expected[where][1] += int(converted)
         if o["customer_id"] is not None:
             customers.add(o["customer_id"])
             firsts[o["customer_id"]] = min(firsts.get(o["customer_id"], day), day)
@@ -275,9 +323,17 @@ async def test_roll_ups_equal_a_direct_computation_on_a_random_dataset(
         await orders.ingest(session, [orders.validate(o) for o in changed])
     async with tenant_transaction(engine, tenant.id) as session:
         await rollup.catch_up(session)
-        caught = (await session.execute(text("SELECT * FROM kpi_customer_days ORDER BY 1, 2, 3, 4"))).all()
+        caught = (
+            await session.execute(
+                text("SELECT * FROM kpi_customer_days ORDER BY day, channel, region, customer_id")
+            )
+        ).all()
         await rollup.rebuild(session, start - timedelta(days=1), start + timedelta(days=21))
-        rebuilt = (await session.execute(text("SELECT * FROM kpi_customer_days ORDER BY 1, 2, 3, 4"))).all()
+        rebuilt = (
+            await session.execute(
+                text("SELECT * FROM kpi_customer_days ORDER BY day, channel, region, customer_id")
+            )
+        ).all()
     assert caught == rebuilt and caught != []
     assert uuid.UUID(int=0) in {r.customer_id for r in caught}  # buyerless orders kept under the nil id
 

@@ -127,6 +127,7 @@ TENANT_TABLES = [
     "kpi_points_days",
     "kpi_survey_days",
     "kpi_targets",
+    "kpi_tier_days",
     "kpi_watermarks",
     "listing_observations",
     "loyalty_accounts",

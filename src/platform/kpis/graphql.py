@@ -16,12 +16,14 @@ from brandloop.graphql.errors import UserError, user_errors
 from brandloop.graphql.permissions import Needs
 from brandloop.graphql.relay import BadInput, global_id, pk_of
 from brandloop.kpis import service
-from brandloop.kpis.catalogue import GRAINS, KPIS, Direction, Kpi, Unit
+from brandloop.kpis.catalogue import KPIS, Direction, Kpi, Unit
+from brandloop.kpis.measures import Dimension
 from brandloop.kpis.models import Dashboard, Target
 
 UnitEnum = strawberry.enum(Unit, name="KpiUnit")
 DirectionEnum = strawberry.enum(Direction, name="KpiDirection")
 StatusEnum = strawberry.enum(service.Status, name="KpiStatus")
+DimensionEnum = strawberry.enum(Dimension, name="KpiDimension")
 
 
 @strawberry.type(name="KpiDefinition")
@@ -32,15 +34,19 @@ class DefinitionType:
     direction: DirectionEnum  # type: ignore[valid-type]
     version: int = strawberry.field(description="Changes whenever the formula does.")
     formula: str
-    grains: list[str]
-    breaks_down_by_channel: bool
-    benchmark: str | None
+    grains: list[str] = strawberry.field(
+        description="The series it has; none: it compares whole periods only (retention, churn, CLV)."
+    )
+    dimensions: list[DimensionEnum] = strawberry.field(  # type: ignore[valid-type]
+        description="What it breaks down by."
+    )
+    benchmark: str | None = strawberry.field(description="The reference band to read it against.")
 
     @classmethod
     def of(cls, kpi: Kpi) -> DefinitionType:
         return cls(
             key=kpi.key, name=kpi.name, unit=kpi.unit, direction=kpi.direction, version=kpi.version,
-            formula=kpi.formula, grains=list(GRAINS), breaks_down_by_channel=kpi.by_channel, benchmark=kpi.benchmark,
+            formula=kpi.formula, grains=list(kpi.grains), dimensions=list(kpi.dimensions), benchmark=kpi.benchmark,
         )  # fmt: skip
 
 
@@ -50,23 +56,34 @@ class PointType:
     value: float | None
 
 
-@strawberry.type(name="KpiBreakdownRow")
-class BreakdownType:
-    key: str
-    value: float | None
-
-
 @strawberry.type(name="KpiTarget")
 class TargetType:
     value: float
     day_from: date
     day_until: date
     at_risk_within: float
+    dimension: DimensionEnum | None  # type: ignore[valid-type]
+    dimension_value: str | None = strawberry.field(description="Null: the KPI overall.")
 
     @classmethod
     def of(cls, row: Target) -> TargetType:
         return cls(value=float(row.target), day_from=row.day_from, day_until=row.day_until,
-                   at_risk_within=float(row.at_risk_within))  # fmt: skip
+                   at_risk_within=float(row.at_risk_within),
+                   dimension=Dimension(row.dimension) if row.dimension else None,
+                   dimension_value=row.dimension_value)  # fmt: skip
+
+
+@strawberry.type(name="KpiBreakdownRow")
+class BreakdownType:
+    key: str = strawberry.field(description="The dimension's value: a channel, a region, a segment, a tier.")
+    value: float | None
+    target: TargetType | None
+    status: StatusEnum  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, row: service.BreakdownRow) -> BreakdownType:
+        return cls(key=row.key, value=_number(row.value), target=TargetType.of(row.target) if row.target else None,
+                   status=row.status)  # fmt: skip
 
 
 def _number(value: Decimal | None) -> float | None:
@@ -88,7 +105,8 @@ class WidgetType:
     series: list[PointType]
     target: TargetType | None
     status: StatusEnum  # type: ignore[valid-type]
-    breakdown: list[BreakdownType] = strawberry.field(description="By channel, largest first.")
+    breakdown_by: DimensionEnum | None  # type: ignore[valid-type]
+    breakdown: list[BreakdownType] = strawberry.field(description="By `breakdownBy`, largest first.")
 
     @classmethod
     def of(cls, found: service.WidgetValue) -> WidgetType:
@@ -98,7 +116,7 @@ class WidgetType:
             comparison=found.widget.comparison, comparison_value=_number(found.comparison_value),
             change=_number(found.change), series=[PointType(start=s, value=_number(v)) for s, v in found.series],
             target=TargetType.of(found.target) if found.target else None, status=found.status,
-            breakdown=[BreakdownType(key=k, value=_number(v)) for k, v in found.breakdown],
+            breakdown_by=found.widget.breakdown, breakdown=[BreakdownType.of(row) for row in found.breakdown],
         )  # fmt: skip
 
 
@@ -206,7 +224,10 @@ class KpiTargetInput:
     day_until: date
     target: float
     at_risk_within: float = strawberry.field(default=0.1, description="0.1: within 10% on the wrong side.")
-    channel: str | None = None
+    dimension: DimensionEnum | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="With dimensionValue: a target for one channel, region, segment or tier."
+    )
+    dimension_value: str | None = None
 
 
 @strawberry.type
@@ -220,7 +241,8 @@ class SaveDashboardInput:
     id: strawberry.ID | None = strawberry.field(default=None, description="Leave out to make a new one.")
     name: str
     widgets: JSON = strawberry.field(
-        description="[{section, kpi, grain, days, breakdown, comparison}], as `dashboard` reads them."
+        description="[{section, kpi, grain, days, breakdown, comparison}], as `dashboard` reads them; "
+        "breakdown: one of the KPI's dimensions (channel, region, segment, tier) or null."
     )
 
 
@@ -252,7 +274,7 @@ class KpiMutations:
         try:
             row = await ctx.mutate(
                 service.set_target, kpi=input.kpi, day_from=input.day_from, day_until=input.day_until,
-                channel=input.channel, target=Decimal(str(input.target)),
+                dimension=input.dimension, dimension_value=input.dimension_value, target=Decimal(str(input.target)),
                 at_risk_within=Decimal(str(input.at_risk_within)), actor=ctx.principal.subject,
             )  # fmt: skip
         except InvalidInput as error:

@@ -3,6 +3,7 @@ orders), for a period or for each day, week, month or quarter of it, overall or 
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,30 +23,65 @@ PRIVATE_DOMAIN = ("wechat", "mini_program", "own_store")
 """The brand's own channels, for the private-domain GMV share."""
 
 
+class Dimension(enum.StrEnum):
+    """What a KPI breaks down by."""
+
+    CHANNEL = "channel"
+    REGION = "region"
+    """Where orders shipped; 'unknown' when the platform did not say."""
+    SEGMENT = "segment"
+    """The customer's RFM segment now; 'unscored' before the segmentation job saw them, 'no_buyer'
+    for orders without a known buyer."""
+    TIER = "tier"
+    """Loyalty tiers by name; 'no tier' for members below the entry tier."""
+
+
 @dataclass(slots=True)
 class Measures:
     orders: int = 0
     gmv: Decimal = Decimal(0)
     private_gmv: Decimal = Decimal(0)
     all_gmv: Decimal | None = None
-    """Every channel's GMV in the same bucket (for a channel's share)."""
+    """Every breakdown row's GMV in the same bucket (for a channel's share)."""
     active_customers: int = 0
     new_customers: int = 0
     repeat_customers: int = 0
+    buying_members: int = 0
+    """Active customers who were loyalty members when they bought."""
+    repeat_members: int = 0
+    """Of those, the ones with two or more paid orders in the period."""
     spend: Decimal = Decimal(0)
     points_issued: int = 0
     points_redeemed: int = 0
     points_liability: int = 0
+    members: int = 0
+    """Loyalty members at the period's end."""
+    tiered: int = 0
+    """Of those, the ones holding a tier above the entry one (in a tier breakdown: the row's tier)."""
     promoters: int = 0
     passives: int = 0
     detractors: int = 0
+    invited: int = 0
+    """Survey invitations sent in the period."""
+    answered: int = 0
+    """Of those, the ones answered."""
+    follow_ups_due: int = 0
+    """Detractors' follow-up tasks that fell due in the period (up to now)."""
+    follow_ups_on_time: int = 0
+    """Of those, the ones marked contacted or resolved by their due time."""
     open_conflicts: int = 0
     previous_active: int = 0
     """Customers active in the period of the same length just before."""
     retained: int = 0
     """Of those, the ones active again in this period."""
+    cohort: int = 0
+    """Customers acquired (first paid order ever) in the period of the same length just before."""
+    cohort_retained: int = 0
+    """Of those, the ones who bought again in this period."""
     listings_judged: int = 0
     listings_within: int = 0
+    gross_margin: Decimal | None = None
+    """The tenant's setting, for CLV."""
 
     @property
     def survey(self) -> Counts:
@@ -69,20 +105,35 @@ def buckets(since: date, until: date, grain: str | None) -> list[tuple[date, dat
     return found
 
 
+# Customer roll-ups group by customer first (in `per`), then by the dimension: a segment is the
+# customer's, read from the profile once per customer.
 _CUSTOMERS = """
     WITH per AS (
-      SELECT {bucket} AS bucket, {channel} AS channel, customer_id, sum(orders) AS o, sum(gmv) AS g,
-             sum(gmv) FILTER (WHERE channel = ANY(:private)) AS pg, bool_or(first_day) AS f
+      SELECT {bucket} AS bucket, {row_dim} AS dim, customer_id, sum(orders) AS o, sum(gmv) AS g,
+             sum(gmv) FILTER (WHERE channel = ANY(:private)) AS pg, bool_or(first_day) AS f, bool_or(member) AS mb
         FROM kpi_customer_days WHERE day BETWEEN :since AND :until
        GROUP BY 1, 2, 3)
-    SELECT bucket, channel, sum(o) AS orders, sum(g) AS gmv, coalesce(sum(pg), 0) AS private_gmv,
-           count(*) FILTER (WHERE customer_id <> :nil) AS active,
-           count(*) FILTER (WHERE f AND customer_id <> :nil) AS new,
-           count(*) FILTER (WHERE o >= 2 AND customer_id <> :nil) AS repeat
-      FROM per GROUP BY 1, 2
+    SELECT bucket, {dim} AS dim, sum(o) AS orders, sum(g) AS gmv, coalesce(sum(pg), 0) AS private_gmv,
+           count(*) FILTER (WHERE per.customer_id <> :nil) AS active,
+           count(*) FILTER (WHERE f AND per.customer_id <> :nil) AS new,
+           count(*) FILTER (WHERE o >= 2 AND per.customer_id <> :nil) AS repeat,
+           count(*) FILTER (WHERE mb) AS members, count(*) FILTER (WHERE mb AND o >= 2) AS repeat_members
+      FROM per {join} GROUP BY 1, 2
+"""
+_RETENTION = """
+    SELECT {dim} AS dim, count(*) FILTER (WHERE before) AS previous,
+           count(*) FILTER (WHERE before AND during) AS retained, count(*) FILTER (WHERE joined) AS cohort,
+           count(*) FILTER (WHERE joined AND during) AS cohort_retained
+      FROM (SELECT customer_id, {row_dim} AS dim, bool_or(day < :since) AS before, bool_or(day >= :since) AS during,
+                   bool_or(day < :since AND first_day) AS joined
+              FROM kpi_customer_days
+             WHERE day BETWEEN :before AND :until AND customer_id <> :nil
+             GROUP BY 1, 2) per {join}
+     GROUP BY 1
 """
 _SURVEYS = """
-    SELECT {bucket} AS bucket, {channel} AS channel, sum(promoters) AS p, sum(passives) AS s, sum(detractors) AS d
+    SELECT {bucket} AS bucket, {dim} AS dim, sum(promoters) AS p, sum(passives) AS s, sum(detractors) AS d,
+           sum(invited) AS invited, sum(answered) AS answered
       FROM kpi_survey_days WHERE day BETWEEN :since AND :until GROUP BY 1, 2
 """
 _POINTS = """
@@ -90,16 +141,23 @@ _POINTS = """
       FROM kpi_points_days WHERE day BETWEEN :since AND :until GROUP BY 1
 """
 _POINTS_BEFORE = "SELECT coalesce(sum(net), 0) FROM kpi_points_days WHERE day < :since"
-_RETENTION = """
-    SELECT channel, count(*) FILTER (WHERE before) AS previous, count(*) FILTER (WHERE before AND during) AS retained
-      FROM (SELECT customer_id, {channel} AS channel, bool_or(day < :since) AS before, bool_or(day >= :since) AS during
-              FROM kpi_customer_days
-             WHERE day BETWEEN :before AND :until AND customer_id <> :nil
-             GROUP BY 1, 2) c
-     GROUP BY 1
+_MEMBERS = """
+    SELECT e.start, {dim} AS dim, sum(k.net) AS members, coalesce(sum(k.net) FILTER (WHERE t.rank >= 1), 0) AS tiered
+      FROM unnest(CAST(:starts AS date[]), CAST(:lasts AS date[])) AS e(start, last)
+      JOIN kpi_tier_days k ON k.day <= e.last
+      LEFT JOIN loyalty_tiers t ON t.id = k.tier_id
+     GROUP BY 1, 2
+"""
+_FOLLOW_UPS = """
+    SELECT e.start, {dim} AS dim, count(*) AS due, count(*) FILTER (WHERE t.followed_up_at <= t.due_at) AS on_time
+      FROM unnest(CAST(:starts AS date[]), CAST(:from_at AS timestamptz[]), CAST(:until_at AS timestamptz[]))
+        AS e(start, from_at, until_at)
+      JOIN nps_tasks t ON t.due_at >= e.from_at AND t.due_at < least(e.until_at, now())
+      JOIN nps_responses r ON r.id = t.response_id AND r.score <= 6
+     GROUP BY 1, 2
 """
 _LISTINGS = """
-    SELECT e.start, {channel} AS channel, count(*) AS judged, count(*) FILTER (WHERE o.within_policy) AS within
+    SELECT e.start, {dim} AS dim, count(*) AS judged, count(*) FILTER (WHERE o.within_policy) AS within
       FROM unnest(CAST(:starts AS date[]), CAST(:from_at AS timestamptz[]), CAST(:until_at AS timestamptz[]))
         AS e(start, from_at, until_at)
       JOIN listing_observations o ON o.observed_at >= e.from_at AND o.observed_at < e.until_at
@@ -107,11 +165,13 @@ _LISTINGS = """
      GROUP BY 1, 2
 """
 _OPEN_CONFLICTS = """
-    SELECT e.start, {channel} AS channel, count(c.id) AS n
+    SELECT e.start, {dim} AS dim, count(c.id) AS n
       FROM unnest(CAST(:starts AS date[]), CAST(:ends AS timestamptz[])) AS e(start, at)
       JOIN conflicts c ON c.opened_at < e.at AND (c.closed_at IS NULL OR c.closed_at >= e.at)
      GROUP BY 1, 2
 """
+_NONE = "NULL::text"
+_SEGMENT = "CASE WHEN per.customer_id = :nil THEN 'no_buyer' ELSE coalesce(c.rfm_segment, 'unscored') END"
 
 
 def _bucket_sql(grain: str | None) -> str:
@@ -122,11 +182,25 @@ def _bucket_sql(grain: str | None) -> str:
     return f"date_trunc('{grain}', day)::date"
 
 
+def _customer_sql(by: Dimension | None) -> dict[str, str]:
+    """How the customer roll-ups read a dimension: on each row, or from the customer's profile."""
+    if by in (Dimension.CHANNEL, Dimension.REGION):
+        return {
+            "row_dim": by.value,
+            "dim": "CASE WHEN per.dim = '' THEN 'unknown' ELSE per.dim END",
+            "join": "",
+        }
+    if by is Dimension.SEGMENT:
+        return {"row_dim": _NONE, "dim": _SEGMENT, "join": "LEFT JOIN customers c ON c.id = per.customer_id"}
+    return {"row_dim": _NONE, "dim": _NONE, "join": ""}
+
+
 async def measure(
-    session: AsyncSession, since: date, until: date, *, grain: str | None, by_channel: bool
+    session: AsyncSession, since: date, until: date, *, grain: str | None, by: Dimension | None
 ) -> dict[tuple[date, str | None], Measures]:
-    """Measures for each (bucket start, channel) of [since, until]; channel None without a
-    breakdown. Buckets clipped to the period are keyed by their clipped start."""
+    """Measures for each (bucket start, dimension value) of [since, until]; value None without a
+    breakdown. Buckets clipped to the period are keyed by their clipped start. A breakdown fills
+    only the measures that have the dimension (KPIs declare theirs)."""
     settings = await settings_of(session)
     scale = Decimal(10) ** get_currency_precision(settings.reporting_currency)
     spans = buckets(since, until, grain)
@@ -136,69 +210,106 @@ async def measure(
     def key(start: date) -> date:
         return clipped.get(start, start)
 
-    channel = "channel" if by_channel else "NULL::text"
-    found: dict[tuple[date, str | None], Measures] = defaultdict(Measures)
-    period = {"since": since, "until": until}
-    rows = await session.execute(
-        text(_CUSTOMERS.format(bucket=_bucket_sql(grain), channel=channel)),
-        {**period, "private": list(PRIVATE_DOMAIN), "nil": NO_CUSTOMER},
+    found: dict[tuple[date, str | None], Measures] = defaultdict(
+        lambda: Measures(gross_margin=settings.gross_margin)
     )
-    for r in rows:
-        m = found[(key(r.bucket), r.channel)]
-        m.orders, m.gmv, m.private_gmv = int(r.orders), Decimal(r.gmv) / scale, Decimal(r.private_gmv) / scale
-        m.active_customers, m.new_customers, m.repeat_customers = r.active, r.new, r.repeat
-    for r in await session.execute(text(_SURVEYS.format(bucket=_bucket_sql(grain), channel=channel)), period):
-        m = found[(key(r.bucket), r.channel)]
-        m.promoters, m.passives, m.detractors = int(r.p), int(r.s), int(r.d)
-    if not by_channel:  # points belong to no channel
+    period = {"since": since, "until": until}
+    bucket = _bucket_sql(grain)
+    channel_only = by in (None, Dimension.CHANNEL)
+    if by is not Dimension.TIER:
+        rows = await session.execute(
+            text(_CUSTOMERS.format(bucket=bucket, **_customer_sql(by))),
+            {**period, "private": list(PRIVATE_DOMAIN), "nil": NO_CUSTOMER},
+        )
+        for r in rows:
+            m = found[(key(r.bucket), r.dim)]
+            m.orders, m.gmv, m.private_gmv = (
+                int(r.orders),
+                Decimal(r.gmv) / scale,
+                Decimal(r.private_gmv) / scale,
+            )
+            m.active_customers, m.new_customers, m.repeat_customers = r.active, r.new, r.repeat
+            m.buying_members, m.repeat_members = r.members, r.repeat_members
+        if grain is None:  # retention compares whole periods: one scan of both, no series
+            before = since - (until - since) - timedelta(days=1)
+            retention = await session.execute(
+                text(_RETENTION.format(**_customer_sql(by))),
+                {"since": since, "until": until, "before": before, "nil": NO_CUSTOMER},
+            )
+            for r in retention:
+                m = found[(since, r.dim)]
+                m.previous_active, m.retained, m.cohort, m.cohort_retained = (
+                    r.previous, r.retained, r.cohort, r.cohort_retained
+                )  # fmt: skip
+    if channel_only:
+        surveys = await session.execute(
+            text(_SURVEYS.format(bucket=bucket, dim="channel" if by else _NONE)), period
+        )
+        for r in surveys:
+            m = found[(key(r.bucket), r.dim)]
+            m.promoters, m.passives, m.detractors = int(r.p), int(r.s), int(r.d)
+            m.invited, m.answered = int(r.invited), int(r.answered)
+    starts = [s for s, _ in spans]
+    if by is None:  # points belong to no channel
         liability = int(await session.scalar(text(_POINTS_BEFORE), period) or 0)
         points = {
-            key(r.bucket): r
-            for r in await session.execute(text(_POINTS.format(bucket=_bucket_sql(grain))), period)
+            key(r.bucket): r for r in await session.execute(text(_POINTS.format(bucket=bucket)), period)
         }
-        for start, _ in spans:
+        for start in starts:
             m = found[(start, None)]
             if (day := points.get(start)) is not None:
                 liability += int(day.net)
                 m.points_issued, m.points_redeemed = int(day.issued), int(day.redeemed)
             m.points_liability = liability
+    if by in (None, Dimension.TIER):
+        await _members(session, spans, by, found)
     tz = ZoneInfo(settings.timezone)
     ends = [datetime.combine(end + timedelta(days=1), time(), tz).astimezone(UTC) for _, end in spans]
-    conflicts = await session.execute(
-        text(_OPEN_CONFLICTS.format(channel="c.channel" if by_channel else "NULL::text")),
-        {"starts": [s for s, _ in spans], "ends": ends},
-    )
-    for r in conflicts:
-        found[(r.start, r.channel)].open_conflicts = r.n
-    starts = [s for s, _ in spans]
-    if grain is None:  # retention compares whole periods: one scan of both, no series
-        before = since - (until - since) - timedelta(days=1)
-        retention = await session.execute(
-            text(_RETENTION.format(channel="channel" if by_channel else "NULL::text")),
-            {"since": since, "until": until, "before": before, "nil": NO_CUSTOMER},
-        )
-        for r in retention:
-            m = found[(since, r.channel)]
-            m.previous_active, m.retained = r.previous, r.retained
-    listings = await session.execute(
-        text(_LISTINGS.format(channel="o.channel" if by_channel else "NULL::text")),
-        {
+    if channel_only:
+        within = {
             "starts": starts,
             "from_at": [datetime.combine(s, time(), tz).astimezone(UTC) for s in starts],
             "until_at": ends,
-        },
-    )
-    for r in listings:
-        m = found[(r.start, r.channel)]
-        m.listings_judged, m.listings_within = r.judged, r.within
-    await _spread_spend(session, spans, by_channel, scale, found)
-    if by_channel:
+        }
+        for r in await session.execute(text(_FOLLOW_UPS.format(dim="r.channel" if by else _NONE)), within):
+            m = found[(r.start, r.dim)]
+            m.follow_ups_due, m.follow_ups_on_time = r.due, r.on_time
+        for r in await session.execute(text(_LISTINGS.format(dim="o.channel" if by else _NONE)), within):
+            m = found[(r.start, r.dim)]
+            m.listings_judged, m.listings_within = r.judged, r.within
+        conflicts = await session.execute(
+            text(_OPEN_CONFLICTS.format(dim="c.channel" if by else _NONE)), {"starts": starts, "ends": ends}
+        )
+        for r in conflicts:
+            found[(r.start, r.dim)].open_conflicts = r.n
+        await _spread_spend(session, spans, by is not None, scale, found)
+    if by is not None:
         totals: dict[date, Decimal] = defaultdict(Decimal)
-        for (bucket, _channel), m in found.items():
-            totals[bucket] += m.gmv
-        for (bucket, _channel), m in found.items():
-            m.all_gmv = totals[bucket]
+        for (start, _value), m in found.items():
+            totals[start] += m.gmv
+        for (start, _value), m in found.items():
+            m.all_gmv = totals[start]
     return dict(found)
+
+
+async def _members(
+    session: AsyncSession,
+    spans: list[tuple[date, date]],
+    by: Dimension | None,
+    found: dict[tuple[date, str | None], Measures],
+) -> None:
+    """Members at each bucket's end: the running sum of the tier roll-up up to it."""
+    rows = await session.execute(
+        text(_MEMBERS.format(dim="coalesce(t.name, 'no tier')" if by else _NONE)),
+        {"starts": [s for s, _ in spans], "lasts": [e for _, e in spans]},
+    )
+    members: dict[date, int] = defaultdict(int)
+    for r in rows:
+        m = found[(r.start, r.dim)]
+        m.tiered = int(r.members) if by else int(r.tiered)
+        members[r.start] += int(r.members)
+    for (start, _value), m in found.items():
+        m.members = members[start]
 
 
 def _calendar_start(day: date, grain: str | None) -> date:

@@ -15,6 +15,8 @@ from brandloop.db.base import Base, created_at_column, uuid7
 
 NO_CUSTOMER = uuid.UUID(int=0)
 """Where orders without a known buyer are counted: in orders and GMV, never in customer counts."""
+NO_TIER = uuid.UUID(int=0)
+"""Where members without a tier are counted."""
 
 
 class CustomerDay(Base):
@@ -25,6 +27,8 @@ class CustomerDay(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    """Where the orders shipped (ISO 3166-2 subdivision); '' when the platform did not say."""
     customer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     orders: Mapped[int]
     gmv: Mapped[int] = mapped_column(BigInteger)
@@ -33,6 +37,8 @@ class CustomerDay(Base):
     """Orders in a currency with no rate that day: counted in orders, not in GMV."""
     first_day: Mapped[bool]
     """The customer's first paid order was on this day."""
+    member: Mapped[bool]
+    """The customer held a loyalty account by the end of the day."""
 
 
 class SurveyDay(Base):
@@ -44,6 +50,10 @@ class SurveyDay(Base):
     promoters: Mapped[int]
     passives: Mapped[int]
     detractors: Mapped[int]
+    invited: Mapped[int]
+    """Invitations sent that day (not those skipped)."""
+    answered: Mapped[int]
+    """Of those, the ones answered so far."""
 
 
 class PointsDay(Base):
@@ -56,6 +66,18 @@ class PointsDay(Base):
     expired: Mapped[int] = mapped_column(BigInteger)
     net: Mapped[int] = mapped_column(BigInteger)
     """Every entry's delta that day: the running sum is the outstanding liability."""
+
+
+class TierDay(Base):
+    """How the members holding a tier changed on a day: the running sum is who holds it."""
+
+    __tablename__ = "kpi_tier_days"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    tier_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    """NO_TIER: enrolled, no tier yet."""
+    net: Mapped[int]
 
 
 class Watermark(Base):
@@ -88,7 +110,9 @@ class Target(Base):
     kpi: Mapped[str] = mapped_column(String(40))
     day_from: Mapped[date] = mapped_column(Date)
     day_until: Mapped[date] = mapped_column(Date)
-    channel: Mapped[str | None] = mapped_column(String(32))
+    dimension: Mapped[str | None] = mapped_column(String(16))
+    """With `dimension_value`: a target for one channel, region, segment or tier; else overall."""
+    dimension_value: Mapped[str | None] = mapped_column(String(64))
     target: Mapped[Decimal] = mapped_column(Numeric(20, 6))
     at_risk_within: Mapped[Decimal] = mapped_column(Numeric(6, 4))
     """How far on the wrong side of the target is still "at risk" (0.1: 10%); beyond: off track."""

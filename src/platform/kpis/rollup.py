@@ -18,17 +18,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.db.session import current_tenant
-from brandloop.kpis.models import NO_CUSTOMER, Watermark
+from brandloop.kpis.models import NO_CUSTOMER, NO_TIER, Watermark
 from brandloop.orders.service import PAID_STATUSES
 from brandloop.tenancy.service import settings_of
 
 _CUSTOMER_DAYS = text(
     """
-    INSERT INTO kpi_customer_days (tenant_id, day, channel, customer_id, orders, gmv, unconverted, first_day)
-    SELECT :tenant, d.day, d.channel, d.customer, count(*), coalesce(sum(d.converted), 0),
-           count(*) FILTER (WHERE d.converted IS NULL), false
+    INSERT INTO kpi_customer_days (tenant_id, day, channel, region, customer_id, orders, gmv, unconverted,
+                                   first_day, member)
+    SELECT :tenant, d.day, d.channel, d.region, d.customer, count(*), coalesce(sum(d.converted), 0),
+           count(*) FILTER (WHERE d.converted IS NULL), false,
+           EXISTS (SELECT 1 FROM loyalty_accounts a
+                    WHERE a.customer_id = d.customer AND a.enrolled_at < CAST(d.day + 1 AS timestamp) AT TIME ZONE :tz)
       FROM (
-        SELECT (o.placed_at AT TIME ZONE :tz)::date AS day, o.channel,
+        SELECT (o.placed_at AT TIME ZONE :tz)::date AS day, o.channel, coalesce(o.ship_region, '') AS region,
                coalesce(o.customer_id, CAST(:nil AS uuid)) AS customer,
                CASE WHEN o.currency = :reporting THEN (o.total - o.refunded)::numeric
                     ELSE round((o.total - o.refunded) * r.rate
@@ -41,7 +44,7 @@ _CUSTOMER_DAYS = text(
              ORDER BY r.day DESC LIMIT 1) r ON o.currency <> :reporting
          WHERE o.status = ANY(:paid) AND o.placed_at >= :start AND o.placed_at < :end
       ) d
-     GROUP BY d.day, d.channel, d.customer
+     GROUP BY d.day, d.channel, d.region, d.customer
     """
 )
 # A customer's first day is their first paid order ever, which may lie outside the rebuilt range.
@@ -71,6 +74,32 @@ _SURVEY_DAYS = text(
      GROUP BY 2, 3
     """
 )
+# Invitations by the day they were sent (skipped ones were not), and how many are answered so far.
+_INVITATION_DAYS = text(
+    """
+    INSERT INTO kpi_survey_days (tenant_id, day, channel, promoters, passives, detractors, invited, answered)
+    SELECT :tenant, (created_at AT TIME ZONE :tz)::date, channel, 0, 0, 0, count(*),
+           count(*) FILTER (WHERE responded_at IS NOT NULL)
+      FROM nps_invitations WHERE created_at >= :start AND created_at < :end AND status <> 'skipped'
+     GROUP BY 2, 3
+    ON CONFLICT (tenant_id, day, channel) DO UPDATE SET invited = excluded.invited, answered = excluded.answered
+    """
+)
+# An enrolment adds a member without a tier; a tier change moves one from a tier to another.
+_TIER_DAYS = text(
+    """
+    INSERT INTO kpi_tier_days (tenant_id, day, tier_id, net)
+    SELECT :tenant, day, tier, sum(n)
+      FROM (SELECT (enrolled_at AT TIME ZONE :tz)::date AS day, CAST(:none AS uuid) AS tier, 1 AS n
+              FROM loyalty_accounts WHERE enrolled_at >= :start AND enrolled_at < :end
+            UNION ALL
+            SELECT (changed_at AT TIME ZONE :tz)::date, unnest(ARRAY[coalesce(from_tier_id, :none),
+                   coalesce(to_tier_id, :none)]), unnest(ARRAY[-1, 1])
+              FROM loyalty_tier_changes WHERE changed_at >= :start AND changed_at < :end) c
+     GROUP BY 2, 3
+    HAVING sum(n) <> 0
+    """
+)
 _POINTS_DAYS = text(
     """
     INSERT INTO kpi_points_days (tenant_id, day, issued, redeemed, expired, net)
@@ -83,10 +112,14 @@ _POINTS_DAYS = text(
      GROUP BY 2
     """
 )
+# The days whose roll-ups changed since the job last looked (five minutes back, for transactions
+# that committed late): orders changed, invitations answered.
 _CHANGED_DAYS = text(
     """
-    SELECT DISTINCT (placed_at AT TIME ZONE :tz)::date FROM orders
-     WHERE updated_at > coalesce((SELECT read_until FROM kpi_watermarks), '-infinity') - interval '5 minutes'
+    WITH since AS (SELECT coalesce((SELECT read_until FROM kpi_watermarks), '-infinity') - interval '5 minutes' AS at)
+    SELECT (placed_at AT TIME ZONE :tz)::date FROM orders WHERE updated_at > (SELECT at FROM since)
+     UNION
+    SELECT (created_at AT TIME ZONE :tz)::date FROM nps_invitations WHERE responded_at > (SELECT at FROM since)
     """
 )
 
@@ -111,7 +144,7 @@ async def rebuild(session: AsyncSession, day_from: date, day_until: date) -> Non
     start, end = _bounds(day_from, day_until, zone)
     days = {"day_from": day_from, "day_until": day_until}
     common = {"tenant": tenant, "tz": zone, "start": start, "end": end}
-    for table in ("kpi_customer_days", "kpi_survey_days", "kpi_points_days"):
+    for table in ("kpi_customer_days", "kpi_survey_days", "kpi_points_days", "kpi_tier_days"):
         await session.execute(text(f"DELETE FROM {table} WHERE day BETWEEN :day_from AND :day_until"), days)  # noqa: S608
     await session.execute(
         _CUSTOMER_DAYS,
@@ -122,13 +155,15 @@ async def rebuild(session: AsyncSession, day_from: date, day_until: date) -> Non
         _FIRST_DAYS, {**days, "tz": zone, "nil": NO_CUSTOMER, "paid": sorted(PAID_STATUSES)}
     )
     await session.execute(_SURVEY_DAYS, common)
+    await session.execute(_INVITATION_DAYS, common)
     await session.execute(_POINTS_DAYS, common)
+    await session.execute(_TIER_DAYS, {**common, "none": NO_TIER})
 
 
 async def catch_up(session: AsyncSession, *, now: datetime | None = None) -> int:
-    """The job `kpis.rollup`: rebuild the days of the orders changed since the last run (five
-    minutes back, for transactions that committed late) and the last two days of surveys and
-    points. Returns how many days were rebuilt."""
+    """The job `kpis.rollup`: rebuild the days changed since the last run (_CHANGED_DAYS) and
+    the last two days, whose surveys, points and loyalty members only ever change now. Returns
+    how many days were rebuilt."""
     now = now or datetime.now(UTC)
     settings = await settings_of(session)
     today = now.astimezone(ZoneInfo(settings.timezone)).date()

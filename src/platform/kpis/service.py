@@ -23,7 +23,7 @@ from brandloop.db.base import uuid7
 from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
 from brandloop.kpis.catalogue import KPIS, Direction, Kpi
-from brandloop.kpis.measures import Measures, measure
+from brandloop.kpis.measures import Dimension, Measures, measure
 from brandloop.kpis.models import AlertSeen, Dashboard, Spend, Target
 from brandloop.orders.service import CHANNEL
 from brandloop.tenancy.service import settings_of
@@ -114,19 +114,34 @@ async def set_target(
     kpi: str,
     day_from: date,
     day_until: date,
-    channel: str | None,
+    dimension: Dimension | None = None,
+    dimension_value: str | None = None,
     target: Decimal,
     at_risk_within: Decimal,
     actor: str,
 ) -> Target:
-    """A target for a KPI over a period (for one channel, or all); a later one for the same KPI,
-    channel and period replaces it in reads."""
+    """A target for a KPI over a period, overall or for one value of a dimension (a channel, a
+    region, ...); a later one for the same KPI, value and period replaces it in reads."""
     definition = _kpi(kpi)
     problems: list[Problem] = []
     if day_until < day_from:
         problems.append(Problem("dayUntil", "INVALID_PERIOD", "A period ends after it starts."))
-    if channel is not None and not (definition.by_channel and CHANNEL.match(channel)):
-        problems.append(Problem("channel", "INVALID_CHANNEL", f"{definition.name} has no channel breakdown."))
+    if dimension is not None and dimension not in definition.dimensions:
+        problems.append(
+            Problem(
+                "dimension", "INVALID_DIMENSION", f"{definition.name} does not break down by {dimension}."
+            )
+        )
+    if (dimension is None) != (dimension_value is None):
+        problems.append(
+            Problem("dimensionValue", "INCOMPLETE", "Give a dimension and its value, or neither.")
+        )
+    elif dimension_value is not None and not (
+        CHANNEL.match(dimension_value) if dimension is Dimension.CHANNEL else 0 < len(dimension_value) <= 64
+    ):
+        problems.append(
+            Problem("dimensionValue", "INVALID_VALUE", "A channel key (a-z, 0-9, _) or 1 to 64 characters.")
+        )
     if not Decimal(0) <= at_risk_within <= Decimal(1):
         problems.append(Problem("atRiskWithin", "OUT_OF_RANGE", "A share from 0 to 1 (0.1: within 10%)."))
     if not target.is_finite() or abs(target) >= Decimal(10) ** 14:
@@ -135,7 +150,7 @@ async def set_target(
         raise InvalidInput(*problems)
     row = Target(
         tenant_id=current_tenant(session), id=uuid7(), kpi=kpi, day_from=day_from, day_until=day_until,
-        channel=channel, target=target, at_risk_within=at_risk_within,
+        dimension=dimension, dimension_value=dimension_value, target=target, at_risk_within=at_risk_within,
     )  # fmt: skip
     session.add(row)
     await session.flush()
@@ -146,17 +161,29 @@ async def set_target(
 
 
 async def targets_of(session: AsyncSession, kpis: Sequence[str]) -> list[Target]:
-    """The tenant's overall targets (no channel) of these KPIs, newest first."""
-    return list(
-        await session.scalars(
-            select(Target).where(Target.kpi.in_(kpis), Target.channel.is_(None)).order_by(Target.id.desc())
-        )
+    """The tenant's targets of these KPIs, newest first."""
+    return list(await session.scalars(select(Target).where(Target.kpi.in_(kpis)).order_by(Target.id.desc())))
+
+
+def covering(
+    targets: Sequence[Target],
+    kpi: str,
+    since: date,
+    until: date,
+    dimension: Dimension | None = None,
+    value: str | None = None,
+) -> Target | None:
+    """The newest target of the KPI (overall, or for the dimension's value) covering [since, until]."""
+    return next(
+        (
+            t
+            for t in targets
+            if (t.kpi, t.dimension, t.dimension_value) == (kpi, dimension, value)
+            and t.day_from <= since
+            and t.day_until >= until
+        ),
+        None,
     )
-
-
-def covering(targets: Sequence[Target], kpi: str, since: date, until: date) -> Target | None:
-    """The newest target of the KPI whose period covers [since, until]."""
-    return next((t for t in targets if t.kpi == kpi and t.day_from <= since and t.day_until >= until), None)
 
 
 # -- dashboards ------------------------------------------------------------------------------------
@@ -174,21 +201,21 @@ class Widget(BaseModel):
     kpi: str
     grain: Grain = "day"
     days: int = Field(default=30, ge=1, le=730)
-    breakdown: bool = False
-    """By channel (for KPIs that break down)."""
+    breakdown: Dimension | None = None
+    """One of the KPI's dimensions."""
     comparison: Comparison = "previous_period"
 
 
 DEFAULT_WIDGETS = [
     Widget.model_validate({"section": section, "kpi": kpi, "breakdown": breakdown})
     for section, kpi, breakdown in [
-        ("brand", "gmv", True), ("brand", "orders", False), ("brand", "aov", False), ("brand", "nps", False),
-        ("channel", "channel_gmv_share", True), ("channel", "private_domain_gmv_share", False),
-        ("channel", "roi", True), ("channel", "open_conflicts", False),
-        ("customer", "new_customers", False), ("customer", "active_customers", False),
-        ("customer", "repeat_purchase_rate", False), ("customer", "cac", True),
-        ("digital", "points_issued", False), ("digital", "redemption_rate", False),
-        ("digital", "points_liability", False), ("digital", "survey_responses", True),
+        ("brand", "gmv", "channel"), ("brand", "orders", None), ("brand", "aov", None), ("brand", "nps", None),
+        ("channel", "channel_gmv_share", "channel"), ("channel", "private_domain_gmv_share", None),
+        ("channel", "roi", "channel"), ("channel", "open_conflicts", None),
+        ("customer", "new_customers", None), ("customer", "active_customers", None),
+        ("customer", "repeat_purchase_rate", None), ("customer", "cac", "channel"),
+        ("digital", "points_issued", None), ("digital", "redemption_rate", None),
+        ("digital", "points_liability", None), ("digital", "survey_responses", "channel"),
     ]
 ]  # fmt: skip
 """The four-part model (../shared/DOMAIN.md): brand, channel, customer, digital."""
@@ -208,8 +235,16 @@ def _widgets(given: Sequence[object]) -> list[Widget]:
                 for e in error.errors()
             ]
             continue
-        if widget.kpi not in KPIS:
+        kpi = KPIS.get(widget.kpi)
+        if kpi is None:
             problems.append(Problem(f"widgets.{n}.kpi", "UNKNOWN_KPI", f"No KPI {widget.kpi!r}."))
+        elif widget.breakdown is not None and widget.breakdown not in kpi.dimensions:
+            problems.append(
+                Problem(
+                    f"widgets.{n}.breakdown", "INVALID_BREAKDOWN",
+                    f"{kpi.name} breaks down by {', '.join(kpi.dimensions) or 'nothing'}.",
+                )
+            )  # fmt: skip
         widgets.append(widget)
     if problems:
         raise InvalidInput(*problems)
@@ -221,7 +256,7 @@ async def save_dashboard(
 ) -> Dashboard:
     if not 0 < len(name.strip()) <= 100:
         raise InvalidInput(Problem("name", "INVALID_LENGTH", "A name has 1 to 100 characters."))
-    valid = [w.model_dump() for w in _widgets(widgets)]
+    valid = [w.model_dump(mode="json") for w in _widgets(widgets)]
     if dashboard_id is None:
         row = Dashboard(tenant_id=current_tenant(session), id=uuid7(), name=name.strip(), widgets=valid)
         session.add(row)
@@ -246,6 +281,14 @@ async def dashboards(session: AsyncSession) -> list[Dashboard]:
     return list(await session.scalars(select(Dashboard).order_by(Dashboard.id)))
 
 
+@dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    key: str
+    value: Decimal | None
+    target: Target | None
+    status: Status
+
+
 @dataclass(slots=True)
 class WidgetValue:
     widget: Widget
@@ -259,7 +302,7 @@ class WidgetValue:
     series: list[tuple[date, Decimal | None]]
     target: Target | None
     status: Status
-    breakdown: list[tuple[str, Decimal | None]] = field(default_factory=list)
+    breakdown: list[BreakdownRow] = field(default_factory=list)
 
     @property
     def change(self) -> Decimal | None:
@@ -275,11 +318,11 @@ class _Measured:
         self.session, self.found = session, {}  # type: ignore[var-annotated]
 
     async def __call__(
-        self, since: date, until: date, grain: str | None, by_channel: bool
+        self, since: date, until: date, grain: str | None, by: Dimension | None = None
     ) -> dict[tuple[date, str | None], Measures]:
-        key = (since, until, grain, by_channel)
+        key = (since, until, grain, by)
         if key not in self.found:
-            self.found[key] = await measure(self.session, since, until, grain=grain, by_channel=by_channel)
+            self.found[key] = await measure(self.session, since, until, grain=grain, by=by)
         return self.found[key]  # type: ignore[no-any-return]
 
 
@@ -287,7 +330,7 @@ async def evaluate(
     session: AsyncSession, widgets: Sequence[Widget], today: date | None = None
 ) -> list[WidgetValue]:
     """What each widget shows: the value over its last `days` days up to today (the tenant's
-    time zone), the comparison, the series, the target and status, the channel breakdown."""
+    time zone), the comparison, the series, the target and status, the breakdown."""
     settings = await settings_of(session)
     today = today or datetime.now(ZoneInfo(settings.timezone)).date()
     measured = _Measured(session)
@@ -296,27 +339,33 @@ async def evaluate(
     for widget in widgets:
         kpi = KPIS[widget.kpi]
         until, since = today, today - timedelta(days=widget.days - 1)
-        whole = (await measured(since, until, None, False)).get((since, None), Measures())
+        whole = (await measured(since, until, None)).get((since, None), Measures())
         value = kpi.compute(whole)
         target = covering(targets, kpi.key, since, until)
         if widget.comparison == "previous_period":
             before = (since - timedelta(days=widget.days), since - timedelta(days=1))
-            compared = kpi.compute((await measured(*before, None, False)).get((before[0], None), Measures()))
+            compared = kpi.compute((await measured(*before, None)).get((before[0], None), Measures()))
         elif widget.comparison == "last_year":
             before = (since - relativedelta(years=1), until - relativedelta(years=1))
-            compared = kpi.compute((await measured(*before, None, False)).get((before[0], None), Measures()))
+            compared = kpi.compute((await measured(*before, None)).get((before[0], None), Measures()))
         else:
             compared = Decimal(target.target) if target is not None else None
-        series_found = await measured(since, until, widget.grain, False)
-        series = [
-            (start, kpi.compute(m)) for (start, _), m in sorted(series_found.items(), key=lambda kv: kv[0][0])
-        ]
+        series = []
+        if widget.grain in kpi.grains:
+            found = await measured(since, until, widget.grain)
+            series = [
+                (start, kpi.compute(m)) for (start, _), m in sorted(found.items(), key=lambda kv: kv[0][0])
+            ]
         breakdown = []
-        if widget.breakdown and kpi.by_channel:
-            by_channel = await measured(since, until, None, True)
+        if (by := widget.breakdown) in kpi.dimensions:
+            rows = [
+                (key, kpi.compute(m), covering(targets, kpi.key, since, until, by, key))
+                for (_, key), m in (await measured(since, until, None, by)).items()
+                if key is not None
+            ]
             breakdown = sorted(
-                ((channel, kpi.compute(m)) for (_, channel), m in by_channel.items() if channel is not None),
-                key=lambda kv: (-(kv[1] or Decimal(0)), kv[0]),
+                (BreakdownRow(key, v, t, status(v, t, kpi.direction)) for key, v, t in rows),
+                key=lambda row: (-(row.value or Decimal(0)), row.key),
             )
         values.append(
             WidgetValue(
@@ -334,7 +383,7 @@ ALERTING = {Status.AT_RISK, Status.OFF_TRACK}
 
 
 def widget_key(widget: Widget) -> str:
-    return f"{widget.kpi}:{widget.grain}:{widget.days}:{widget.comparison}:{int(widget.breakdown)}"
+    return f"{widget.kpi}:{widget.grain}:{widget.days}:{widget.comparison}:{widget.breakdown or ''}"
 
 
 async def alerts(session: AsyncSession, widgets: Sequence[Widget], viewer: str) -> list[WidgetValue]:

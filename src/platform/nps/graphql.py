@@ -258,6 +258,9 @@ class TaskType:
     notes: list[NoteType]
     created_at: datetime
     resolved_at: datetime | None
+    followed_up_at: datetime | None = strawberry.field(
+        description="When it was first marked contacted or resolved: on time when by dueAt."
+    )
 
     @classmethod
     def of(cls, row: Task) -> TaskType:
@@ -273,6 +276,7 @@ class TaskType:
             ],
             created_at=row.created_at,
             resolved_at=row.resolved_at,
+            followed_up_at=row.followed_up_at,
         )
 
     @strawberry.field(description="The response that opened the task, with its customer.")

@@ -129,3 +129,5 @@ class Task(Base):
     notes: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = created_at_column()
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    followed_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When it first left "open": the follow-up on-time rate compares it with `due_at`."""

@@ -659,6 +659,8 @@ async def update_task(
     if status is not None:
         task.status = status.value
         task.resolved_at = now if status is TaskStatus.RESOLVED else None
+        if status is not TaskStatus.OPEN and task.followed_up_at is None:
+            task.followed_up_at = now
     if note is not None:
         task.notes = [*task.notes, {"at": now.isoformat(), "by": actor, "text": note.strip()}]
     await session.flush()

@@ -62,6 +62,9 @@ class TenantSettingsType:
     escalation_ladder: list[str] = strawberry.field(
         description="The steps a channel partner climbs, one per confirmed conflict."
     )
+    gross_margin: float | None = strawberry.field(
+        description="The share of revenue kept after the cost of goods (0.35: 35%), for CLV; null: CLV not shown."
+    )
 
     @classmethod
     def of(cls, row: TenantSettings) -> TenantSettingsType:
@@ -76,6 +79,7 @@ class TenantSettingsType:
             detractor_follow_up_hours=row.detractor_follow_up_hours,
             conflict_auto_resolve_hours=row.conflict_auto_resolve_hours,
             escalation_ladder=list(row.escalation_ladder),
+            gross_margin=None if row.gross_margin is None else float(row.gross_margin),
         )
 
 
@@ -91,6 +95,7 @@ class UpdateTenantSettingsInput:
     detractor_follow_up_hours: int | None = strawberry.UNSET
     conflict_auto_resolve_hours: int | None = strawberry.UNSET
     escalation_ladder: list[str] | None = strawberry.UNSET
+    gross_margin: float | None = strawberry.UNSET
 
 
 @strawberry.type

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import DateTime, String, func
+from sqlalchemy import DateTime, Numeric, String, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -41,6 +42,8 @@ class TenantSettings(Base):
     """A detractor's follow-up task is due this long after the response."""
     conflict_auto_resolve_hours: Mapped[int] = mapped_column(default=72)
     """A price conflict whose listings are back within policy resolves itself after this long."""
+    gross_margin: Mapped[Decimal | None] = mapped_column(Numeric(5, 4))
+    """Share of revenue kept after the cost of goods (0 to 1), for CLV; unset: CLV is not shown."""
     escalation_ladder: Mapped[list[str]] = mapped_column(
         ARRAY(String(40)), default=lambda: ["warning", "formal_notice", "supply_hold", "termination"]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import list_currencies
@@ -88,9 +89,9 @@ async def update_settings(session: AsyncSession, changes: dict[str, object], *, 
     if settings is None:
         settings = await settings_of(session)
         session.add(settings)
-    before = {name: getattr(settings, name) for name in changes}
+    before = {name: _plain(getattr(settings, name)) for name in changes}
     for name, value in changes.items():
-        setattr(settings, name, value)
+        setattr(settings, name, Decimal(str(value)) if name == "gross_margin" else value)
     problems = []
     if not is_currency(settings.reporting_currency):
         problems.append(
@@ -116,6 +117,8 @@ async def update_settings(session: AsyncSession, changes: dict[str, object], *, 
         problems.append(Problem("detractorFollowUpHours", "OUT_OF_RANGE", "Give 1 to 2,160 hours."))
     if not 1 <= settings.conflict_auto_resolve_hours <= 24 * 90:
         problems.append(Problem("conflictAutoResolveHours", "OUT_OF_RANGE", "Give 1 to 2,160 hours."))
+    if settings.gross_margin is not None and not Decimal(0) < settings.gross_margin <= Decimal(1):
+        problems.append(Problem("grossMargin", "OUT_OF_RANGE", "A share above 0, at most 1 (0.35: 35%)."))
     ladder = settings.escalation_ladder
     if not (
         0 < len(ladder) <= 10
@@ -139,6 +142,11 @@ async def update_settings(session: AsyncSession, changes: dict[str, object], *, 
         after=changes,
     )
     return settings
+
+
+def _plain(value: object) -> object:
+    """A setting as the audit log's JSON holds it."""
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def is_currency(code: str) -> bool:
