@@ -61,7 +61,7 @@ async def run(count: int) -> None:
             await session.execute(
                 text(
                     "INSERT INTO customers (tenant_id, id, display_name, rfm_segment) SELECT :t, gen_random_uuid(), 'C' || g,"
-                    " (ARRAY['champions','loyal','at_risk','hibernating','new'])[1 + g % 5]"
+                    " (ARRAY['core_loyal','potential','dormant','new','churned'])[1 + g % 5]"
                     " FROM generate_series(1, :customers) g"
                 ),
                 params,

@@ -451,6 +451,12 @@ async def test_the_summary_counts_conflicts_and_map_compliance(gql: GraphQLClien
     assert found["byChannel"] == [{"key": "shopee", "count": 2}]
     assert sorted(p["partner"]["name"] for p in found["byPartner"]) == ["Store grey", "Tea House"]
     assert (found["listingsJudged"], found["mapComplianceRate"]) == (4, 0.75)
+    # The KPI reads the same listings: three of the four kept the policy.
+    widget = {"section": "channel", "kpi": "map_compliance_rate", "days": 2, "breakdown": "channel"}
+    save = """mutation($w: JSON!) { saveDashboard(input: {name: "MAP", widgets: $w}) {
+      dashboard { widgets { value breakdown { key value } } } } }"""
+    (kpi,) = (await gql.data(tenant.key, save, {"w": [widget]}))["saveDashboard"]["dashboard"]["widgets"]
+    assert kpi == {"value": 0.75, "breakdown": [{"key": "shopee", "value": 0.75}]}
     reversed_period = await gql.raw(tenant.key, query, {"from": span["to"], "to": span["from"]})
     assert reversed_period.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 

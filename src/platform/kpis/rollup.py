@@ -28,8 +28,7 @@ _CUSTOMER_DAYS = text(
                                    first_day, member)
     SELECT :tenant, d.day, d.channel, d.region, d.customer, count(*), coalesce(sum(d.converted), 0),
            count(*) FILTER (WHERE d.converted IS NULL), false,
-           EXISTS (SELECT 1 FROM loyalty_accounts a
-                    WHERE a.customer_id = d.customer AND a.enrolled_at < CAST(d.day + 1 AS timestamp) AT TIME ZONE :tz)
+           coalesce(min(m.enrolled) < CAST(d.day + 1 AS timestamp) AT TIME ZONE :tz, false)
       FROM (
         SELECT (o.placed_at AT TIME ZONE :tz)::date AS day, o.channel, coalesce(o.ship_region, '') AS region,
                coalesce(o.customer_id, CAST(:nil AS uuid)) AS customer,
@@ -44,6 +43,9 @@ _CUSTOMER_DAYS = text(
              ORDER BY r.day DESC LIMIT 1) r ON o.currency <> :reporting
          WHERE o.status = ANY(:paid) AND o.placed_at >= :start AND o.placed_at < :end
       ) d
+      -- Members' first enrolment, hashed once (a probe per customer-day chose poor plans).
+      LEFT JOIN (SELECT customer_id, min(enrolled_at) AS enrolled FROM loyalty_accounts GROUP BY 1) m
+        ON m.customer_id = d.customer
      GROUP BY d.day, d.channel, d.region, d.customer
     """
 )
