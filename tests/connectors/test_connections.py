@@ -34,7 +34,12 @@ async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClien
         tenant.key, "{ connectors { key displayName capabilities configFields { name secret required } } }"
     )
     by_key = {c["key"]: c for c in data["connectors"]}
-    assert sorted(by_key) == ["example", "shopee", "tiktok_shop"]  # built-in plugins, found the same way
+    assert sorted(by_key) == [
+        "amazon",
+        "example",
+        "shopee",
+        "tiktok_shop",
+    ]  # built-in plugins, found the same way
     assert by_key["shopee"]["configFields"] == [
         {"name": "partner_id", "secret": False, "required": True},
         {"name": "partner_key", "secret": True, "required": True},
@@ -43,6 +48,10 @@ async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClien
         {"name": "api_base_url", "secret": False, "required": False},
     ]
     assert [f["name"] for f in by_key["tiktok_shop"]["configFields"] if f["secret"]] == ["app_secret"]
+    assert [f["name"] for f in by_key["amazon"]["configFields"] if f["secret"]] == [
+        "lwa_client_secret",
+        "refresh_token",
+    ]
     schema = (await gql.data(tenant.key, "{ connectors { key configSchema } }"))["connectors"]
     shopee_schema = next(c["configSchema"] for c in schema if c["key"] == "shopee")
     assert shopee_schema["required"] == ["partner_id", "partner_key"]
@@ -160,7 +169,7 @@ async def test_a_connection_is_authorized_through_the_platforms_consent(
         sealed = await session.scalar(text("SELECT grant_sealed FROM connections WHERE id = :id"), {"id": pk})
     assert sealed is not None and b"at-123" not in sealed and b"rt-456" not in sealed
     # A grant about to expire is refreshed (the job connections.refresh_grants), once.
-    almost = datetime(2026, 12, 1, tzinfo=UTC) - timedelta(minutes=30)
+    almost = datetime(2026, 12, 1, tzinfo=UTC) - timedelta(minutes=15)
     async with tenant_transaction(engine, tenant.id) as session, Platforms() as platforms:
         assert await service.refresh_grants(session, vault(settings), platforms, now=almost) == 1
     async with tenant_transaction(engine, tenant.id) as session, Platforms() as platforms:

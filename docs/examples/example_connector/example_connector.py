@@ -14,6 +14,7 @@ import httpx
 from pydantic import SecretStr
 
 from brandloop.connectors import (
+    Authorization,
     BuyerRecord,
     Capability,
     ConnectorConfig,
@@ -23,6 +24,7 @@ from brandloop.connectors import (
     ListingObservation,
     OrderRecord,
     Page,
+    Quota,
     TimeWindow,
     WebhookEvent,
 )
@@ -40,6 +42,10 @@ class ExampleConnector:
     capabilities = frozenset({Capability.ORDERS, Capability.LISTINGS, Capability.WEBHOOKS})
     config_model = ExampleConfig
     requests_per_second = 20.0
+    authorization = Authorization.REDIRECT
+
+    def quota(self, request: httpx.Request) -> Quota | None:
+        return None  # one quota for every call
 
     def authorize_url(self, config: ConnectorConfig, *, redirect_uri: str, state: str) -> str:
         assert isinstance(config, ExampleConfig)

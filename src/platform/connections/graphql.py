@@ -14,8 +14,9 @@ from strawberry.scalars import JSON
 from brandloop.auth.permissions import Permission
 from brandloop.connections import service, sync
 from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus
+from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
-from brandloop.connectors import secret_fields
+from brandloop.connectors import Authorization, secret_fields
 from brandloop.errors import InvalidInput, Problem
 from brandloop.graphql.context import Info
 from brandloop.graphql.errors import UserError, user_errors
@@ -183,7 +184,11 @@ class ConnectionIdInput:
 @strawberry.type
 class StartAuthorizationPayload:
     url: str | None = strawberry.field(
-        description="Open it as the shop's owner; the platform sends you back to /connectors/callback."
+        description="Open it as the shop's owner; the platform sends you back to /connectors/callback. "
+        "Null for connectors whose configuration holds the credentials: they are checked at once."
+    )
+    connection: ConnectionType | None = strawberry.field(
+        description="Active already when the configuration's credentials were accepted."
     )
     user_errors: list[UserError]
 
@@ -191,18 +196,27 @@ class StartAuthorizationPayload:
 @strawberry.type
 class ConnectionMutations:
     @strawberry.mutation(
-        description="The platform's consent page for a connection (valid 15 minutes).",
+        description="The platform's consent page for a connection (valid 15 minutes), or, where the "
+        "configuration holds the credentials (Amazon, WeChat), their check with the platform.",
         extensions=[Needs(Permission.SETTINGS_MANAGE)],
     )
     async def start_authorization(self, info: Info, input: ConnectionIdInput) -> StartAuthorizationPayload:
         ctx = info.context
+        connection_id = pk_of(input.id, "ChannelConnection")
         try:
-            url = await ctx.run(
-                service.authorize_url, vault(ctx.settings), ctx.settings, pk_of(input.id, "ChannelConnection")
-            )
+            found = await ctx.run(service.get_connection, connection_id)
+            if service.connector(found.connector).authorization == Authorization.REDIRECT:
+                url = await ctx.run(service.authorize_url, vault(ctx.settings), ctx.settings, connection_id)
+                return StartAuthorizationPayload(url=url, connection=None, user_errors=[])
+            async with Platforms() as platforms:
+                row = await ctx.mutate(
+                    service.connect_with_credentials, vault(ctx.settings), platforms, connection_id
+                )
         except InvalidInput as error:
-            return StartAuthorizationPayload(url=None, user_errors=user_errors(error))
-        return StartAuthorizationPayload(url=url, user_errors=[])
+            return StartAuthorizationPayload(url=None, connection=None, user_errors=user_errors(error))
+        return StartAuthorizationPayload(
+            url=None, connection=ConnectionType.of(row, ctx.settings), user_errors=[]
+        )
 
     @strawberry.mutation(
         description="Pull the connection's changes now (within a minute), lifting any backoff.",

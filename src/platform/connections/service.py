@@ -248,6 +248,19 @@ async def complete_authorization(
     return connection
 
 
+async def connect_with_credentials(
+    session: AsyncSession, vault: Vault, platforms: Platforms, connection_id: uuid.UUID
+) -> Connection:
+    """For connectors whose configuration holds the credentials: check them with the platform
+    and make the connection active; what the platform says when it refuses is the user error."""
+    try:
+        return await complete_authorization(session, vault, platforms, connection_id, code="", params={})
+    except (httpx.HTTPError, PlatformError) as error:
+        raise InvalidInput(
+            Problem("config", "PLATFORM_REFUSED", f"The platform refused the credentials: {error}"[:300])
+        ) from None
+
+
 async def set_enabled(
     session: AsyncSession, connection_id: uuid.UUID, *, enabled: bool, actor: str
 ) -> Connection:
@@ -281,7 +294,8 @@ async def revoke(session: AsyncSession, connection: Connection, reason: str) -> 
     )  # fmt: skip
 
 
-REFRESH_AHEAD = timedelta(hours=1)
+REFRESH_AHEAD = timedelta(minutes=20)
+"""Two runs of the job ahead of expiry: an hour-long token (Amazon's) is used for 40 minutes."""
 
 
 def grant_of(vault: Vault, connection: Connection) -> Grant:

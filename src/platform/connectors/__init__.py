@@ -8,6 +8,7 @@ the author's guide.
 from brandloop.connectors.registry import ENTRY_POINT_GROUP, ConnectorError, discover
 from brandloop.connectors.sdk import (
     WEBHOOK_FRESHNESS,
+    Authorization,
     AuthorizationRevoked,
     BaseUrl,
     BuyerRecord,
@@ -21,6 +22,7 @@ from brandloop.connectors.sdk import (
     OrderRecord,
     Page,
     PlatformError,
+    Quota,
     RateLimited,
     TimeWindow,
     TokenExpired,
@@ -35,6 +37,7 @@ from brandloop.connectors.sdk import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "WEBHOOK_FRESHNESS",
+    "Authorization",
     "AuthorizationRevoked",
     "BaseUrl",
     "BuyerRecord",
@@ -49,6 +52,7 @@ __all__ = [
     "OrderRecord",
     "Page",
     "PlatformError",
+    "Quota",
     "RateLimited",
     "TimeWindow",
     "TokenExpired",

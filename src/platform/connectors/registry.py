@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from importlib.metadata import entry_points
 
-from brandloop.connectors.sdk import Capability, Connector, ConnectorConfig
+from brandloop.connectors.sdk import Authorization, Capability, Connector, ConnectorConfig
 
 ENTRY_POINT_GROUP = "brandloop.connectors"
 KEY = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
@@ -45,6 +45,8 @@ def _problem(connector: object) -> str | None:
         return "declares no capabilities, or unknown ones"
     if not (isinstance(connector.config_model, type) and issubclass(connector.config_model, ConnectorConfig)):
         return "its config_model must subclass ConnectorConfig"
+    if not isinstance(getattr(connector, "authorization", None), Authorization):
+        return "its authorization must be an Authorization (REDIRECT or CREDENTIALS)"
     rate = connector.requests_per_second
     if not isinstance(rate, int | float) or not 0 < rate <= 1000:
         return "its requests_per_second must be a number above 0 (the platform's quota per shop)"

@@ -36,6 +36,26 @@ class Capability(enum.StrEnum):
     WEBHOOKS = "webhooks"
 
 
+class Authorization(enum.StrEnum):
+    REDIRECT = "redirect"
+    """The shop's owner consents on the platform, which sends them back with a code."""
+    CREDENTIALS = "credentials"
+    """The configuration holds what the platform grants access with (a self-authorized refresh
+    token, an app id and secret): `exchange_code` is called with an empty code to check them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A platform's limit on one operation for one account, where operations differ."""
+
+    operation: str
+    rate: float
+    """Requests a second, as documented."""
+    burst: int = 1
+    header: str | None = None
+    """A response header restating the account's actual rate (requests a second): paced to it."""
+
+
 class ConnectorConfig(BaseModel):
     """A connection's settings. Declare secrets as `SecretStr`: the platform encrypts those at rest
     and never returns them."""
@@ -238,6 +258,12 @@ class Connector(Protocol):
     requests_per_second: ClassVar[float]
     """The platform's documented quota for one shop: the platform paces each connection's
     requests to it."""
+    authorization: ClassVar[Authorization]
+
+    def quota(self, request: httpx.Request) -> Quota | None:
+        """The request's operation quota on top of `requests_per_second`, where the platform's
+        differ per operation (Amazon); None where they do not."""
+        ...
 
     def authorize_url(self, config: ConnectorConfig, *, redirect_uri: str, state: str) -> str:
         """Where to send the tenant's admin to grant access."""
@@ -246,7 +272,8 @@ class Connector(Protocol):
     async def exchange_code(
         self, client: httpx.AsyncClient, config: ConnectorConfig, *, code: str, params: Mapping[str, str]
     ) -> Grant:
-        """The grant for the code the platform redirected back with (and its other parameters)."""
+        """The grant for the code the platform redirected back with (and its other parameters);
+        for `Authorization.CREDENTIALS`, the grant the configuration's credentials give."""
         ...
 
     async def refresh(self, client: httpx.AsyncClient, config: ConnectorConfig, grant: Grant) -> Grant: ...

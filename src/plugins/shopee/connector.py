@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from brandloop.connectors import (
     WEBHOOK_FRESHNESS,
+    Authorization,
     AuthorizationRevoked,
     BaseUrl,
     BuyerRecord,
@@ -35,6 +36,7 @@ from brandloop.connectors import (
     OrderRecord,
     Page,
     PlatformError,
+    Quota,
     TimeWindow,
     TokenExpired,
     WebhookEvent,
@@ -127,6 +129,10 @@ class ShopeeConnector:
     capabilities = frozenset({Capability.ORDERS, Capability.CUSTOMERS, Capability.WEBHOOKS})
     config_model = ShopeeConfig
     requests_per_second = 10.0
+    authorization = Authorization.REDIRECT
+
+    def quota(self, request: httpx.Request) -> Quota | None:
+        return None  # one quota for every call
 
     def authorize_url(self, config: ConnectorConfig, *, redirect_uri: str, state: str) -> str:
         c = _config(config)

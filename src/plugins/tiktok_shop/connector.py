@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from brandloop.connectors import (
     WEBHOOK_FRESHNESS,
+    Authorization,
     AuthorizationRevoked,
     BaseUrl,
     BuyerRecord,
@@ -36,6 +37,7 @@ from brandloop.connectors import (
     OrderRecord,
     Page,
     PlatformError,
+    Quota,
     TimeWindow,
     TokenExpired,
     WebhookEvent,
@@ -117,6 +119,10 @@ class TikTokShopConnector:
     capabilities = frozenset({Capability.ORDERS, Capability.CUSTOMERS, Capability.WEBHOOKS})
     config_model = TikTokShopConfig
     requests_per_second = 20.0
+    authorization = Authorization.REDIRECT
+
+    def quota(self, request: httpx.Request) -> Quota | None:
+        return None  # one quota for every call
 
     def authorize_url(self, config: ConnectorConfig, *, redirect_uri: str, state: str) -> str:
         # TikTok Shop sends the seller to the redirect URL registered with the app, with code and state.
