@@ -34,6 +34,7 @@ from brandloop.auth.jwt import JwtVerifier
 from brandloop.auth.permissions import Principal
 from brandloop.auth.service import authenticate
 from brandloop.connections import http as connections_http
+from brandloop.connections import messaging
 from brandloop.connections.service import CALLBACK_PATH
 from brandloop.db import migrate
 from brandloop.db.engine import create_engine, resolve_url
@@ -292,6 +293,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Sta
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(resolve_url(settings), settings.database_pool_size)
+        messaging.register(settings)
         plans = plan_cache()
         app.state.runtime = Runtime(
             settings,
@@ -323,6 +325,7 @@ def create_app(settings: Settings | None = None, *, worker: bool = False) -> Sta
             Route("/surveys/{token}", survey_http.survey, methods=["GET", "POST"]),
             Route(CALLBACK_PATH, connections_http.callback),
             Route("/webhooks/{connector}/{connection}", connections_http.webhook, methods=["POST"]),
+            Route("/webhooks/{connector}/{connection}", connections_http.challenge, methods=["GET"]),
         ],
         middleware=[
             Middleware(RequestLog),

@@ -34,12 +34,8 @@ async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClien
         tenant.key, "{ connectors { key displayName capabilities configFields { name secret required } } }"
     )
     by_key = {c["key"]: c for c in data["connectors"]}
-    assert sorted(by_key) == [
-        "amazon",
-        "example",
-        "shopee",
-        "tiktok_shop",
-    ]  # built-in plugins, found the same way
+    installed = ["amazon", "example", "shopee", "tiktok_shop", "wechat"]
+    assert sorted(by_key) == installed  # the built-in plugins and the example, found the same way
     assert by_key["shopee"]["configFields"] == [
         {"name": "partner_id", "secret": False, "required": True},
         {"name": "partner_key", "secret": True, "required": True},
@@ -51,6 +47,11 @@ async def test_the_installed_connectors_are_listed(site: Path, gql: GraphQLClien
     assert [f["name"] for f in by_key["amazon"]["configFields"] if f["secret"]] == [
         "lwa_client_secret",
         "refresh_token",
+    ]
+    assert [f["name"] for f in by_key["wechat"]["configFields"] if f["secret"]] == [
+        "secret",
+        "token",
+        "encoding_aes_key",
     ]
     schema = (await gql.data(tenant.key, "{ connectors { key configSchema } }"))["connectors"]
     shopee_schema = next(c["configSchema"] for c in schema if c["key"] == "shopee")

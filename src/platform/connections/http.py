@@ -9,13 +9,13 @@ import uuid
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from brandloop import responses
 from brandloop.connections import service, webhooks
 from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
-from brandloop.connectors import PlatformError
+from brandloop.connectors import PlatformError, PushHandshake
 from brandloop.db.session import tenant_transaction
 from brandloop.errors import InvalidInput
 from brandloop.observability import WEBHOOK_DELIVERIES
@@ -59,16 +59,50 @@ REFUSALS = {
 }
 
 
-async def webhook(request: Request) -> JSONResponse:
-    runtime, connector = request.app.state.runtime, request.path_params["connector"]
+def _address(request: Request) -> tuple[str, uuid.UUID | None, str]:
+    """The connector, the connection and the URL as registered with the platform (its query
+    included: some platforms sign there)."""
+    connector = request.path_params["connector"]
+    try:
+        connection_id: uuid.UUID | None = uuid.UUID(request.path_params["connection"])
+    except ValueError:
+        return connector, None, ""
+    url = service.webhook_url(request.app.state.runtime.settings, connector, connection_id)
+    return connector, connection_id, url + (f"?{request.url.query}" if request.url.query else "")
+
+
+async def challenge(request: Request) -> Response:
+    """A platform checking the push address before it uses it (WeChat): its answer, as plain text."""
+    runtime = request.app.state.runtime
+    connector, connection_id, url = _address(request)
+    label = connector if connector in service.connectors() else "unknown"
+    try:
+        if connection_id is None:
+            raise webhooks.Refused("NOT_FOUND")
+        answer = await webhooks.answer_challenge(
+            runtime.engine,
+            vault(runtime.settings),
+            connector_key=connector,
+            connection_id=connection_id,
+            url=url,
+        )
+    except webhooks.Refused as refused:
+        WEBHOOK_DELIVERIES.labels(label, f"challenge_{refused.code.lower()}").inc()
+        status, message = REFUSALS[refused.code]
+        return responses.error(status, refused.code, message)
+    WEBHOOK_DELIVERIES.labels(label, "challenge_answered").inc()
+    return PlainTextResponse(answer)
+
+
+async def webhook(request: Request) -> Response:
+    runtime = request.app.state.runtime
+    connector, connection_id, url = _address(request)
     label = connector if connector in service.connectors() else "unknown"  # bounded metric labels
     body = await request.body()
     if len(body) > MAX_WEBHOOK_BODY:
         WEBHOOK_DELIVERIES.labels(label, "too_large").inc()
         return responses.error(413, "TOO_LARGE", f"At most {MAX_WEBHOOK_BODY} bytes.")
-    try:
-        connection_id = uuid.UUID(request.path_params["connection"])
-    except ValueError:
+    if connection_id is None:
         WEBHOOK_DELIVERIES.labels(label, "not_found").inc()
         return responses.error(404, "NOT_FOUND", "No such connection.")
     try:
@@ -77,8 +111,7 @@ async def webhook(request: Request) -> JSONResponse:
             vault(runtime.settings),
             connector_key=connector,
             connection_id=connection_id,
-            url=service.webhook_url(runtime.settings, connector, connection_id)
-            + (f"?{request.url.query}" if request.url.query else ""),
+            url=url,
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
         )
@@ -87,4 +120,7 @@ async def webhook(request: Request) -> JSONResponse:
         status, message = REFUSALS[refused.code]
         return responses.error(status, refused.code, message)
     WEBHOOK_DELIVERIES.labels(label, "accepted").inc()
+    plugin = service.connector(connector)
+    if isinstance(plugin, PushHandshake):
+        return PlainTextResponse(plugin.acknowledgement)  # the answer the platform expects
     return JSONResponse({"received": True, "new": stored})

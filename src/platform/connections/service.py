@@ -7,9 +7,9 @@ import functools
 import json
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -28,6 +28,7 @@ from brandloop.connectors import (
     ConnectorConfig,
     Grant,
     PlatformError,
+    TokenExpired,
     discover,
     secret_fields,
 )
@@ -356,6 +357,31 @@ async def refresh_grant(
         _seal_grant(vault, connection, grant)
         await session.flush()
         return True
+
+
+T = TypeVar("T")
+
+
+async def call_platform(
+    session: AsyncSession,
+    vault: Vault,
+    platforms: Platforms,
+    connection: Connection,
+    call: Callable[[httpx.AsyncClient, ConnectorConfig, Grant], Awaitable[T]],
+) -> T:
+    """Call the platform with the connection's grant; an access token refused as expired is
+    refreshed (committed on its own) and the call made once more."""
+    plugin = connector(connection.connector)
+    client, config = platforms.client(connection.id, plugin), configuration(vault, connection)
+    try:
+        return await call(client, config, grant_of(vault, connection))
+    except TokenExpired:
+        await refresh_grant(engine_of(session), vault, platforms, connection.tenant_id, connection.id)
+        await session.refresh(connection)
+        if connection.status == ConnectionStatus.REVOKED:
+            raise AuthorizationRevoked("the platform refused to refresh the grant") from None
+        # Refreshed, or the refresh failed for now and this raises TokenExpired again.
+        return await call(client, config, grant_of(vault, connection))
 
 
 async def refresh_grants(

@@ -29,7 +29,7 @@ from sqlalchemy.sql import ColumnElement
 
 from brandloop.audit import service as audit
 from brandloop.conflicts import detection as conflicts
-from brandloop.connections import service
+from brandloop.connections import followers, service
 from brandloop.connections.models import Checkpoint, Connection, ConnectionStatus, WebhookEvent
 from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import Vault
@@ -44,10 +44,9 @@ from brandloop.connectors import (
     PlatformError,
     RateLimited,
     TimeWindow,
-    TokenExpired,
     retry_after,
 )
-from brandloop.db.session import current_tenant, engine_of
+from brandloop.db.session import current_tenant
 from brandloop.errors import InvalidInput, Problem
 from brandloop.orders import service as orders
 
@@ -201,20 +200,15 @@ async def _fetch(
     window: TimeWindow,
     cursor: str | None,
 ) -> Page[Any]:
-    """One page; an access token refused as expired is refreshed (committed on its own) and the
-    page asked for once more."""
-    plugin = service.connector(connection.connector)
-    client, fetch = platforms.client(connection.id, plugin), stream.fetch(plugin)
-    config = service.configuration(vault, connection)
-    try:
-        return await fetch(client, config, service.grant_of(vault, connection), window, cursor)
-    except TokenExpired:
-        await service.refresh_grant(engine_of(session), vault, platforms, connection.tenant_id, connection.id)
-        await session.refresh(connection)
-        if connection.status == ConnectionStatus.REVOKED:
-            raise AuthorizationRevoked("the platform refused to refresh the grant") from None
-        # Refreshed, or the refresh failed for now and this raises TokenExpired again: backoff.
-        return await fetch(client, config, service.grant_of(vault, connection), window, cursor)
+    """One page, with the connection's grant (refreshed once if the platform says it expired)."""
+    fetch = stream.fetch(service.connector(connection.connector))
+    return await service.call_platform(
+        session,
+        vault,
+        platforms,
+        connection,
+        lambda client, config, grant: fetch(client, config, grant, window, cursor),
+    )
 
 
 async def sync_page(
@@ -277,10 +271,12 @@ async def sync_round(session: AsyncSession, vault: Vault, platforms: Platforms, 
 
 
 async def catch_up_round(session: AsyncSession, vault: Vault, platforms: Platforms, *, now: datetime) -> int:
-    """One page for every active connection with webhook events to follow or a "sync now"
-    request (the job `connections.catch_up`); a connection that has caught up has its events
-    marked processed and its request cleared. Returns how many have more."""
+    """Revocations and followers first; then one page for every active connection with webhook
+    events to follow or a "sync now" request (the job `connections.catch_up`); a connection that
+    has caught up has its events marked processed and its request cleared. Returns how many have
+    more."""
     await _follow_revocations(session)
+    await followers.follow(session, vault, platforms, now=now)
     pending = exists().where(WebhookEvent.connection_id == Connection.id, WebhookEvent.processed_at.is_(None))
     more = 0
     for connection in await _active(session, or_(Connection.sync_requested_at.is_not(None), pending)):

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from brandloop.connections import service
 from brandloop.connections.models import Connection, ConnectionStatus, WebhookEvent
 from brandloop.connections.vault import Vault
-from brandloop.connectors import EventKind
+from brandloop.connectors import EventKind, PushHandshake
 from brandloop.db.base import uuid7
 from brandloop.db.session import APP_ROLE, entered_tenant, new_session
 
@@ -44,6 +44,36 @@ class Refused(Exception):
         self.code = code
 
 
+async def _entered(session: AsyncSession, connector_key: str, connection_id: uuid.UUID) -> Connection:
+    """The connection named in the address, its tenant entered; Refused when there is none."""
+    await session.execute(_FIND, {"id": str(connection_id)})
+    found = (await session.execute(_TENANT, {"id": str(connection_id)})).first()
+    if found is None or found.connector != connector_key:
+        raise Refused("NOT_FOUND")
+    await session.execute(_ENTER, {"tenant": str(found.tenant_id)})
+    entered_tenant(session, found.tenant_id)
+    connection = await session.get(Connection, (found.tenant_id, connection_id))
+    assert connection is not None
+    if connection.status == ConnectionStatus.DISABLED:
+        raise Refused("DISABLED")
+    return connection
+
+
+async def answer_challenge(
+    engine: AsyncEngine, vault: Vault, *, connector_key: str, connection_id: uuid.UUID, url: str
+) -> str:
+    """The answer to a platform's check of a connection's push address (WeChat's signed GET)."""
+    async with new_session(engine) as session, session.begin():
+        connection = await _entered(session, connector_key, connection_id)
+        plugin = service.connector(connection.connector)
+        if not isinstance(plugin, PushHandshake):
+            raise Refused("NOT_FOUND")
+        answer = plugin.answer_challenge(service.configuration(vault, connection), url=url)
+        if answer is None:
+            raise Refused("BAD_SIGNATURE")
+        return answer
+
+
 async def receive(
     engine: AsyncEngine,
     vault: Vault,
@@ -56,16 +86,7 @@ async def receive(
 ) -> int:
     """Verify and store one delivery; returns how many of its events were new."""
     async with new_session(engine) as session, session.begin():
-        await session.execute(_FIND, {"id": str(connection_id)})
-        found = (await session.execute(_TENANT, {"id": str(connection_id)})).first()
-        if found is None or found.connector != connector_key:
-            raise Refused("NOT_FOUND")
-        await session.execute(_ENTER, {"tenant": str(found.tenant_id)})
-        entered_tenant(session, found.tenant_id)
-        connection = await session.get(Connection, (found.tenant_id, connection_id))
-        assert connection is not None
-        if connection.status == ConnectionStatus.DISABLED:
-            raise Refused("DISABLED")
+        connection = await _entered(session, connector_key, connection_id)
         plugin = service.connector(connection.connector)
         config = service.configuration(vault, connection)
         if not plugin.verify_webhook(config, url=url, headers=headers, body=body):
@@ -78,7 +99,7 @@ async def receive(
             return 0
         rows = [
             {
-                "tenant_id": found.tenant_id,
+                "tenant_id": connection.tenant_id,
                 "id": uuid7(),
                 "connection_id": connection_id,
                 "key": e.key[:200],

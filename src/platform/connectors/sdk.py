@@ -209,6 +209,11 @@ class EventKind(enum.StrEnum):
     """An order changed: the platform pulls the connection's changes soon after."""
     AUTHORIZATION_REVOKED = "authorization_revoked"
     """The shop withdrew its grant: the connection waits for its admin to authorize again."""
+    FOLLOWED = "followed"
+    """Someone followed the brand's account (payload `follower_id`): they become a customer who
+    consented to its messages."""
+    UNFOLLOWED = "unfollowed"
+    """They stopped following (payload `follower_id`): their consent to its messages is withdrawn."""
     OTHER = "other"
     """Stored, nothing done with it yet."""
 
@@ -243,6 +248,34 @@ class TokenExpired(PlatformError):
 class AuthorizationRevoked(PlatformError):
     """The grant no longer works (revoked by the shop, refresh token used up or expired): the
     connection waits for its admin to authorize again instead of retrying."""
+
+
+@dataclass(frozen=True, slots=True)
+class Follower:
+    """Someone who follows the brand's account on the platform."""
+
+    follower_id: str
+    following: bool
+    buyer: BuyerRecord
+    """Their identities on the platform (a WeChat openid, and unionid where the platform gives it)."""
+    followed_at: datetime | None = None
+    source: str | None = None
+    """How they came (a WeChat subscribe scene: a QR code, a search, an article)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message to send to someone through the platform (a survey invitation)."""
+
+    recipient_id: str
+    title: str
+    body: str
+    link: str
+
+
+class DeliveryRefused(PlatformError):
+    """The platform will not deliver to this recipient (they stopped following, they block it):
+    not retried."""
 
 
 @runtime_checkable
@@ -307,3 +340,40 @@ class Connector(Protocol):
         ...
 
     def parse_webhook(self, config: ConnectorConfig, body: bytes) -> Sequence[WebhookEvent]: ...
+
+
+@runtime_checkable
+class PushHandshake(Protocol):
+    """For platforms that check a push address before they use it and expect a fixed answer to
+    every delivery (WeChat)."""
+
+    acknowledgement: ClassVar[str]
+    """The plain-text body that answers a delivery."""
+
+    def answer_challenge(self, config: ConnectorConfig, *, url: str) -> str | None:
+        """The answer to the platform's check of the address (a GET of `url`, query included), or
+        None when the platform did not sign it."""
+        ...
+
+
+@runtime_checkable
+class FollowerSource(Protocol):
+    """For platforms where people follow the brand's account (Capability.CUSTOMERS)."""
+
+    async def fetch_follower(
+        self, client: httpx.AsyncClient, config: ConnectorConfig, grant: Grant, follower_id: str
+    ) -> Follower: ...
+
+
+@runtime_checkable
+class MessageSender(Protocol):
+    """For platforms the brand can message its followers through (Capability.MESSAGING)."""
+
+    daily_messages: ClassVar[int]
+    """How many messages one account may send a day (the platform's quota)."""
+
+    async def send(
+        self, client: httpx.AsyncClient, config: ConnectorConfig, grant: Grant, message: Message
+    ) -> str:
+        """Send it; the platform's message id. DeliveryRefused when the platform will not."""
+        ...

@@ -25,8 +25,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from brandloop.conflicts import detection as conflicts
+from brandloop.connections import messaging, sync
 from brandloop.connections import service as connections
-from brandloop.connections import sync
 from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
 from brandloop.customers import segments
@@ -149,6 +149,7 @@ async def run_tenant_job(
 
 def install(pgq: PgQueuer, engine: AsyncEngine, settings: Settings, *, schedules: bool = True) -> None:
     """Register every job with a worker (and its schedules, unless told not to)."""
+    messaging.register(settings)  # jobs invite to surveys
     for job in JOBS:
 
         async def handle(found: Job, job: TenantJob = job) -> None:

@@ -172,6 +172,7 @@ class InvitationType:
     delivered_at: datetime | None = strawberry.field(
         description="When the channel took it (link delivery: when the link was handed over)."
     )
+    delivery_error: str | None = strawberry.field(description="Why the channel did not take it.")
     responded_at: datetime | None
 
     @classmethod
@@ -185,6 +186,7 @@ class InvitationType:
             skip_reason=row.skip_reason,
             link=None if skipped else links.link(info.context.settings, row),
             delivered_at=row.delivered_at,
+            delivery_error=row.delivery_error,
             expires_at=row.expires_at,
             created_at=row.created_at,
             responded_at=row.responded_at,

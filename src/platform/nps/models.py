@@ -87,6 +87,8 @@ class Invitation(Base):
     created_at: Mapped[datetime] = created_at_column()
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the channel took it (link delivery: when the link was handed over)."""
+    delivery_error: Mapped[str | None] = mapped_column(String(300))
+    """Why the channel did not take it."""
     responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

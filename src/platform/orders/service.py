@@ -219,7 +219,7 @@ def validate(order: OrderInput) -> ValidOrder:
     buyer = None
     if order.buyer is not None:
         try:
-            buyer = _buyer(channel, order.buyer)
+            buyer = buyer_of(channel, order.buyer)
         except InvalidInput as error:
             problems.extend(error.problems)
     if problems:
@@ -238,7 +238,8 @@ def validate(order: OrderInput) -> ValidOrder:
     return ValidOrder(valid, buyer)
 
 
-def _buyer(channel: str, buyer: BuyerInput) -> Buyer:
+def buyer_of(channel: str, buyer: BuyerInput) -> Buyer:
+    """The identities a channel gives for someone, normalised; InvalidInput names what is not valid."""
     raw: list[tuple[IdentityKind, str | None, str]] = [
         (IdentityKind.WECHAT_UNIONID, buyer.wechat_unionid, "buyer.wechatUnionid"),
         (IdentityKind.WECHAT_OPENID, buyer.wechat_openid, "buyer.wechatOpenid"),

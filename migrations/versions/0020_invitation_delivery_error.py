@@ -1,0 +1,24 @@
+"""NPS invitations say why a channel did not take them (a follower gone, a quota reached).
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-11-27
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("nps_invitations", sa.Column("delivery_error", sa.String(300)))
+
+
+def downgrade() -> None:
+    op.drop_column("nps_invitations", "delivery_error")
