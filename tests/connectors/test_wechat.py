@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from connections_support import serving
+from defusedxml import ElementTree
 from nps_support import survey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -142,6 +143,33 @@ def test_pushes_are_believed_only_when_signed_fresh_and_of_this_account() -> Non
         wechat.parse_webhook(plain, b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml>&e;</xml>')
 
 
+def test_a_follow_is_answered_with_the_welcome_message_encrypted_in_safe_mode() -> None:
+    wechat, hook = WeChatConnector(), "https://brand.example/webhooks/wechat/1"
+    safe = WeChatConfig(
+        appid=APPID, secret=SECRET, token=TOKEN, encoding_aes_key=AES_KEY, welcome_message="欢迎!"
+    )
+    account = WeChatStandIn(APPID, SECRET, TOKEN, encoding_aes_key=AES_KEY)
+    url, body = account.push(hook, account.follow("oMei0001"))
+    reply = ElementTree.fromstring(wechat.acknowledge(safe, url=url, body=body))
+    encrypted, query = reply.findtext("Encrypt") or "", dict(httpx.URL(url).params)
+    assert (reply.findtext("TimeStamp"), reply.findtext("Nonce")) == (query["timestamp"], query["nonce"])
+    assert reply.findtext("MsgSignature") == signature(TOKEN, query["timestamp"], query["nonce"], encrypted)
+    message = ElementTree.fromstring(MessageCrypto(AES_KEY, APPID).decrypt(encrypted))
+    assert (message.findtext("ToUserName"), message.findtext("MsgType"), message.findtext("Content")) == (
+        "oMei0001", "text", "欢迎!",
+    )  # fmt: skip
+    url, body = account.push(hook, account.unfollow("oMei0001"))
+    assert wechat.acknowledge(safe, url=url, body=body) == "success"
+    plain = WeChatConfig(appid=APPID, secret=SECRET, token=TOKEN, welcome_message="Welcome")
+    in_clear = WeChatStandIn(APPID, SECRET, TOKEN)
+    url, body = in_clear.push(hook, in_clear.follow("oLi00001"))
+    assert (
+        ElementTree.fromstring(wechat.acknowledge(plain, url=url, body=body)).findtext("Content") == "Welcome"
+    )
+    with pytest.raises(ValueError):
+        WeChatConfig(appid=APPID, secret=SECRET, token=TOKEN, welcome_message="]]><xml>")
+
+
 async def connect(gql: GraphQLClient, tenant: Tenant, base_url: str, **given: Any) -> dict[str, Any]:
     config = {"appid": APPID, "secret": SECRET, "token": TOKEN, "encoding_aes_key": AES_KEY,
               "survey_template_id": "tmpl-survey", "api_base_url": base_url, **given}  # fmt: skip
@@ -172,7 +200,12 @@ async def test_followers_become_customers_with_consent_and_unfollowing_withdraws
         assert refused["connection"] is None and refused["userErrors"][0]["code"] == "PLATFORM_REFUSED"
         connection = await connect(gql, other_tenant, url)
         assert connection["connection"]["status"] == "ACTIVE"
-        assert set(connection["connection"]["config"]) == {"appid", "survey_template_id", "api_base_url"}
+        assert set(connection["connection"]["config"]) == {
+            "appid",
+            "survey_template_id",
+            "welcome_message",
+            "api_base_url",
+        }
         hook = connection["webhookUrl"]
         # WeChat checks the server URL when it is saved.
         answered = await client.get(httpx.URL(account.challenge(hook, "echo-4711")).raw_path.decode())

@@ -15,7 +15,7 @@ from brandloop import responses
 from brandloop.connections import service, webhooks
 from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
-from brandloop.connectors import PlatformError, PushHandshake
+from brandloop.connectors import PlatformError
 from brandloop.db.session import tenant_transaction
 from brandloop.errors import InvalidInput
 from brandloop.observability import WEBHOOK_DELIVERIES
@@ -106,7 +106,7 @@ async def webhook(request: Request) -> Response:
         WEBHOOK_DELIVERIES.labels(label, "not_found").inc()
         return responses.error(404, "NOT_FOUND", "No such connection.")
     try:
-        stored = await webhooks.receive(
+        received = await webhooks.receive(
             runtime.engine,
             vault(runtime.settings),
             connector_key=connector,
@@ -120,7 +120,6 @@ async def webhook(request: Request) -> Response:
         status, message = REFUSALS[refused.code]
         return responses.error(status, refused.code, message)
     WEBHOOK_DELIVERIES.labels(label, "accepted").inc()
-    plugin = service.connector(connector)
-    if isinstance(plugin, PushHandshake):
-        return PlainTextResponse(plugin.acknowledgement)  # the answer the platform expects
-    return JSONResponse({"received": True, "new": stored})
+    if received.answer is not None:
+        return PlainTextResponse(received.answer)  # the answer the platform reads
+    return JSONResponse({"received": True, "new": received.new})

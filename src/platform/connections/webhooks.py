@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -42,6 +43,14 @@ class Refused(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    new: int
+    """How many of the delivery's events were not stored before."""
+    answer: str | None
+    """What the platform expects back (PushHandshake); None: the JSON summary."""
 
 
 async def _entered(session: AsyncSession, connector_key: str, connection_id: uuid.UUID) -> Connection:
@@ -83,8 +92,8 @@ async def receive(
     url: str,
     headers: Mapping[str, str],
     body: bytes,
-) -> int:
-    """Verify and store one delivery; returns how many of its events were new."""
+) -> Received:
+    """Verify and store one delivery."""
     async with new_session(engine) as session, session.begin():
         connection = await _entered(session, connector_key, connection_id)
         plugin = service.connector(connection.connector)
@@ -95,8 +104,9 @@ async def receive(
             events = list(plugin.parse_webhook(config, body))[:MAX_EVENTS]
         except (ValueError, KeyError, TypeError) as error:
             raise Refused("MALFORMED") from error
+        answer = plugin.acknowledge(config, url=url, body=body) if isinstance(plugin, PushHandshake) else None
         if not events:
-            return 0
+            return Received(0, answer)
         rows = [
             {
                 "tenant_id": connection.tenant_id,
@@ -111,4 +121,4 @@ async def receive(
         stored = await session.scalars(
             pg_insert(WebhookEvent).values(rows).on_conflict_do_nothing().returning(WebhookEvent.id)
         )
-        return len(list(stored))
+        return Received(len(list(stored)), answer)

@@ -344,11 +344,12 @@ class Connector(Protocol):
 
 @runtime_checkable
 class PushHandshake(Protocol):
-    """For platforms that check a push address before they use it and expect a fixed answer to
-    every delivery (WeChat)."""
+    """For platforms that check a push address before they use it and read the answer to each
+    delivery (WeChat)."""
 
-    acknowledgement: ClassVar[str]
-    """The plain-text body that answers a delivery."""
+    def acknowledge(self, config: ConnectorConfig, *, url: str, body: bytes) -> str:
+        """The plain-text answer to a verified delivery (WeChat: "success", or a reply message)."""
+        ...
 
     def answer_challenge(self, config: ConnectorConfig, *, url: str) -> str | None:
         """The answer to the platform's check of the address (a GET of `url`, query included), or

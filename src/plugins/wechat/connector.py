@@ -6,7 +6,8 @@ until it expires, so concurrent workers do not invalidate each other's). WeChat 
 URL with a signed GET carrying `echostr`, which is answered as given; every push is signed in
 the query: `signature` over token, timestamp and nonce, and in safe mode `msg_signature` over
 those and the ciphertext, which decrypts under the EncodingAESKey to a message naming this
-account's appid (crypto.py). A push is answered "success". Subscribe and unsubscribe events
+account's appid (crypto.py). A push is answered "success", or a follow with the account's welcome
+message (encrypted and signed in safe mode). Subscribe and unsubscribe events
 bring followers and their consent; `user/info` gives their openid and, when the account is
 bound to the Open Platform, unionid. Template messages carry survey invitations.
 """
@@ -16,14 +17,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 from xml.etree.ElementTree import Element
 
 import httpx
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 
 from brandloop.connectors import (
     WEBHOOK_FRESHNESS,
@@ -49,7 +50,7 @@ from brandloop.connectors import (
     WebhookEvent,
     raise_for_transient,
 )
-from brandloop_plugins.wechat.crypto import CryptoError, MessageCrypto, signed
+from brandloop_plugins.wechat.crypto import CryptoError, MessageCrypto, signature, signed
 
 PRODUCTION = "https://api.weixin.qq.com"
 STABLE_TOKEN = "/cgi-bin/stable_token"  # noqa: S105 (a path)
@@ -66,6 +67,12 @@ NOT_FOLLOWING = {43004, 43101}
 SCENE_EVENTS = {"subscribe": EventKind.FOLLOWED, "unsubscribe": EventKind.UNFOLLOWED}
 
 
+def _in_cdata(text: str) -> str:
+    if "]]>" in text:
+        raise ValueError("a reply cannot contain ]]>")
+    return text
+
+
 class WeChatConfig(ConnectorConfig):
     appid: str = Field(pattern=r"^wx[0-9a-f]{16}$")
     secret: SecretStr
@@ -75,6 +82,10 @@ class WeChatConfig(ConnectorConfig):
     """43 characters; needed in safe (encrypted) mode."""
     survey_template_id: str | None = Field(default=None, max_length=64)
     """The template message that carries survey invitations: {{first}}, {{keyword1}}, {{remark}}."""
+    welcome_message: Annotated[str, Field(min_length=1, max_length=600), AfterValidator(_in_cdata)] | None = (
+        None
+    )
+    """The text a new follower gets in answer to following (encrypted in safe mode)."""
     api_base_url: BaseUrl = PRODUCTION
 
 
@@ -121,7 +132,6 @@ class WeChatConnector:
     config_model = WeChatConfig
     requests_per_second = 20.0
     authorization = Authorization.CREDENTIALS
-    acknowledgement = "success"
     daily_messages = 100_000
     """A verified service account's template-message quota (WeChat raises it with followers)."""
 
@@ -251,8 +261,9 @@ class WeChatConnector:
             return False
         return bool(encrypted) and signed(q.get("msg_signature", ""), token, stamp, nonce, encrypted)
 
-    def parse_webhook(self, config: ConnectorConfig, body: bytes) -> Sequence[WebhookEvent]:
-        c = _config(config)
+    @staticmethod
+    def _push(c: WeChatConfig, body: bytes) -> dict[str, str]:
+        """A push's fields, decrypted in safe mode; ValueError when it is not this account's."""
         root = _xml(body)
         encrypted, crypto = root.findtext("Encrypt"), _crypto(c)
         if encrypted is not None:
@@ -265,6 +276,31 @@ class WeChatConnector:
         push = {child.tag: (child.text or "") for child in root}
         if push.get("ToUserName") is None or not push.get("FromUserName"):
             raise ValueError("not a WeChat message")
+        return push
+
+    def acknowledge(self, config: ConnectorConfig, *, url: str, body: bytes) -> str:
+        """ "success", or the welcome message in answer to a follow (encrypted in safe mode)."""
+        c = _config(config)
+        push = self._push(c, body)
+        if not (c.welcome_message and push.get("MsgType") == "event" and push.get("Event") == "subscribe"):
+            return "success"
+        reply = (
+            f"<xml><ToUserName><![CDATA[{push['FromUserName']}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{push['ToUserName']}]]></FromUserName><CreateTime>{int(time.time())}</CreateTime>"
+            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{c.welcome_message}]]></Content></xml>"
+        )
+        crypto, q = _crypto(c), self._query(url)
+        if crypto is None or q.get("encrypt_type") != "aes":
+            return reply
+        encrypted, stamp, nonce = crypto.encrypt(reply), q["timestamp"], q.get("nonce", "")
+        return (
+            f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt><MsgSignature><![CDATA["
+            f"{signature(c.token.get_secret_value(), stamp, nonce, encrypted)}]]></MsgSignature>"
+            f"<TimeStamp>{stamp}</TimeStamp><Nonce><![CDATA[{nonce}]]></Nonce></xml>"
+        )
+
+    def parse_webhook(self, config: ConnectorConfig, body: bytes) -> Sequence[WebhookEvent]:
+        push = self._push(_config(config), body)
         event = push.get("Event", "").lower() if push.get("MsgType") == "event" else ""
         key = push.get("MsgId") or f"{push['FromUserName']}:{push.get('CreateTime', '')}:{event}"
         return [
