@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -120,3 +123,40 @@ async def stored_orders(engine: AsyncEngine, tenant_id: uuid.UUID, channel: str)
             {"channel": channel},
         )
         return [tuple(r) for r in rows]
+
+
+async def kill_and_finish(
+    script: str,
+    tenant_id: uuid.UUID,
+    settings: Settings,
+    *,
+    seed: int,
+    kills: int,
+    lines: int = 5,
+    pause: float = 0.3,
+) -> int:
+    """Run a worker script for the tenant and kill it (SIGKILL: no cleanup) a random moment after
+    a random number (1 to `lines`) of its lines, `kills` times unless it finishes first; then run
+    it to the end. Returns how many times it was killed."""
+    env = {**os.environ, "BRANDLOOP_DATABASE_URL": str(settings.database_url),
+           "BRANDLOOP_DATA_DIR": str(settings.data_dir)}  # fmt: skip
+    rng, killed = random.Random(seed), 0
+    while killed < kills:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, script, str(tenant_id), env=env, stdout=asyncio.subprocess.PIPE
+        )
+        assert process.stdout is not None
+        for _ in range(rng.randrange(1, lines + 1)):
+            if not await process.stdout.readline():
+                break
+        await asyncio.sleep(rng.uniform(0, pause))  # in a fetch, a write, a commit, or between two
+        if process.returncode is not None:
+            break
+        process.kill()
+        await process.wait()
+        killed += 1
+    finished = await asyncio.create_subprocess_exec(
+        sys.executable, script, str(tenant_id), env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    assert await finished.wait() == 0
+    return killed

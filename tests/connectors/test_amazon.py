@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import random
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from connections_support import drain, serving, stored_orders
+from connections_support import drain, kill_and_finish, serving, stored_orders
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -197,28 +193,8 @@ async def test_a_worker_killed_at_random_points_ends_with_the_same_data(
         killed = await connect(gql, tenant, url)
         steady = await connect(gql, other_tenant, url)
         await drain(engine, settings, other_tenant.id, steady["pk"])
-        env = {**os.environ, "BRANDLOOP_DATABASE_URL": str(settings.database_url),
-               "BRANDLOOP_DATA_DIR": str(settings.data_dir)}  # fmt: skip
         script = str(Path(__file__).with_name("sync_until_caught_up.py"))
-        rng, kills = random.Random(20261128), 0
-        while kills < 4:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, script, str(tenant.id), env=env, stdout=asyncio.subprocess.PIPE
-            )
-            assert process.stdout is not None
-            for _ in range(rng.randrange(1, 4)):
-                if not await process.stdout.readline():
-                    break
-            await asyncio.sleep(rng.uniform(0, 0.3))
-            if process.returncode is not None:
-                break
-            process.kill()
-            await process.wait()
-            kills += 1
-        finished = await asyncio.create_subprocess_exec(
-            sys.executable, script, str(tenant.id), env=env, stdout=asyncio.subprocess.DEVNULL
-        )
-        assert await finished.wait() == 0
+        kills = await kill_and_finish(script, tenant.id, settings, seed=20261128, kills=4, lines=3)
     assert kills >= 2
     assert await stored_orders(engine, tenant.id, "amazon") == await stored_orders(
         engine, other_tenant.id, "amazon"

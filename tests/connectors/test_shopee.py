@@ -6,9 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
-import random
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from connections_support import authorize_through, drain, serving, stored_orders
+from connections_support import authorize_through, drain, kill_and_finish, serving, stored_orders
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -264,33 +261,8 @@ async def test_a_worker_killed_at_random_points_ends_with_the_same_data(
         killed = await connect(gql, client, tenant, url)
         steady = await connect(gql, client, other_tenant, url)
         await drain(engine, settings, other_tenant.id, steady["pk"])
-        env = {
-            **os.environ,
-            "BRANDLOOP_DATABASE_URL": str(settings.database_url),
-            "BRANDLOOP_DATA_DIR": str(settings.data_dir),
-        }
         script = str(Path(__file__).with_name("sync_until_caught_up.py"))
-        rng, kills = random.Random(20261127), 0
-        while kills < 5:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, script, str(tenant.id), env=env, stdout=asyncio.subprocess.PIPE
-            )
-            assert process.stdout is not None
-            # Killed (SIGKILL: no cleanup) a random moment after a random number of committed rounds:
-            # in a fetch, an ingest, a commit, or between two.
-            for _ in range(rng.randrange(1, 6)):
-                if not await process.stdout.readline():
-                    break
-            await asyncio.sleep(rng.uniform(0, 0.3))
-            if process.returncode is not None:
-                break
-            process.kill()
-            await process.wait()
-            kills += 1
-        finished = await asyncio.create_subprocess_exec(
-            sys.executable, script, str(tenant.id), env=env, stdout=asyncio.subprocess.DEVNULL
-        )
-        assert await finished.wait() == 0
+        kills = await kill_and_finish(script, tenant.id, settings, seed=20261127, kills=5)
     assert kills >= 3
     assert len(await stored_orders(engine, tenant.id, "shopee")) == 1500
     assert await stored_orders(engine, tenant.id, "shopee") == await stored_orders(

@@ -3,18 +3,14 @@ faithful local WeChat for tokens, pushes in plain and safe mode, and followers."
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import os
-import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from connections_support import serving
+from connections_support import kill_and_finish, serving
 from defusedxml import ElementTree
 from nps_support import survey
 from sqlalchemy import text
@@ -321,28 +317,9 @@ async def test_followers_are_handled_once_through_platform_failures_and_killed_w
             assert (
                 await client.post(httpx.URL(signed_url).raw_path.decode(), content=body)
             ).text == "success"
-        env = {**os.environ, "BRANDLOOP_DATABASE_URL": str(settings.database_url),
-               "BRANDLOOP_DATA_DIR": str(settings.data_dir)}  # fmt: skip
         script = str(Path(__file__).with_name("follow_until_done.py"))
-        rng, kills = random.Random(20261127), 0
-        while kills < 4:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, script, str(tenant.id), env=env, stdout=asyncio.subprocess.PIPE
-            )
-            assert process.stdout is not None
-            for _ in range(rng.randrange(1, 3)):  # ready, then perhaps a committed run
-                if not await process.stdout.readline():
-                    break
-            await asyncio.sleep(rng.uniform(0, 0.8))  # killed (SIGKILL) in a fetch, a write or a commit
-            if process.returncode is not None:
-                break
-            process.kill()
-            await process.wait()
-            kills += 1
-        finished = await asyncio.create_subprocess_exec(
-            sys.executable, script, str(tenant.id), env=env, stdout=asyncio.subprocess.DEVNULL
-        )
-        assert await finished.wait() == 0
+        # Killed after it is ready, or after a committed run, a moment later.
+        kills = await kill_and_finish(script, tenant.id, settings, seed=20261127, kills=4, lines=2, pause=0.8)
     assert kills >= 2
     async with tenant_transaction(engine, tenant.id) as session:
         counts = {r.value: (r.granted, r.purposes) for r in await session.execute(CONSENT_COUNTS)}
