@@ -3,6 +3,7 @@ faithful local WeChat for tokens, pushes in plain and safe mode, and followers."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from pathlib import Path
@@ -16,6 +17,10 @@ from nps_support import survey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from brandloop.connections import service
+from brandloop.connections.models import Connection
+from brandloop.connections.platforms import Platforms
+from brandloop.connections.vault import vault
 from brandloop.db.session import tenant_transaction
 from brandloop.graphql.relay import global_id, pk_of
 from brandloop.jobs import worker
@@ -326,3 +331,32 @@ async def test_followers_are_handled_once_through_platform_failures_and_killed_w
         customers = await session.scalar(text("SELECT count(*) FROM customers"))
     assert counts == {openid: (2, 2) for openid in openids}  # marketing and surveys, granted once each
     assert customers == len(openids)
+
+
+async def test_workers_that_find_the_token_expired_at_once_refresh_it_once(
+    engine: AsyncEngine, settings: Settings, gql: GraphQLClient, tenant: Tenant
+) -> None:
+    account = WeChatStandIn(APPID, SECRET, TOKEN, encoding_aes_key=AES_KEY)
+    async with serving(account.app) as url:
+        connection = await connect(gql, tenant, url)
+        async with tenant_transaction(engine, tenant.id) as session:
+            stored = await session.get(Connection, (tenant.id, connection["pk"]))
+            assert stored is not None
+            expired = service.grant_of(vault(settings), stored)
+        account.expire_access_tokens()
+        before = account.token_requests
+
+        async def worker_refreshes() -> bool:
+            async with Platforms() as platforms:
+                return await service.refresh_grant(
+                    engine, vault(settings), platforms, tenant.id, connection["pk"], refused=expired
+                )
+
+        refreshed = await asyncio.gather(*(worker_refreshes() for _ in range(4)))
+        async with tenant_transaction(engine, tenant.id) as session:
+            stored = await session.get(Connection, (tenant.id, connection["pk"]))
+            assert stored is not None
+            fresh = service.grant_of(vault(settings), stored).access_token.get_secret_value()
+    # One asked WeChat; the others waited for it and took its token.
+    assert refreshed == [True] * 4 and account.token_requests - before == 1
+    assert fresh in account.access and account.access[fresh] > time.time()

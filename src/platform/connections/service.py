@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -327,26 +327,43 @@ def _seal_grant(vault: Vault, connection: Connection, grant: Grant) -> None:
 
 
 async def refresh_grant(
-    engine: AsyncEngine, vault: Vault, platforms: Platforms, tenant_id: uuid.UUID, connection_id: uuid.UUID
+    engine: AsyncEngine,
+    vault: Vault,
+    platforms: Platforms,
+    tenant_id: uuid.UUID,
+    connection_id: uuid.UUID,
+    *,
+    refused: Grant | None = None,
+    due: datetime | None = None,
 ) -> bool:
     """Refresh one connection's grant in a transaction of its own, committed at once: some
     platforms (Shopee) take each refresh token once, so the newest must never be lost with a
-    larger transaction. The row is locked, so concurrent workers refresh it once; a refusal for
-    good revokes the connection. True when a new grant is stored."""
+    larger transaction. The row is locked, so concurrent workers refresh it once: a worker whose
+    grant the platform `refused` waits for a refresh under way and takes its grant; the job
+    (refreshing what expires before `due`) skips a connection being refreshed, or refreshed since.
+    A refusal for good revokes the connection. True when a new grant is there."""
     async with tenant_transaction(engine, tenant_id) as session:
+        # A refresh is one platform call: waiting longer than the client's timeouts means trouble.
+        await session.execute(text("SET LOCAL lock_timeout = '30s'"))
         connection = await session.scalar(
             select(Connection)
             .where(Connection.id == connection_id, Connection.status == ConnectionStatus.ACTIVE)
-            .with_for_update(key_share=True, skip_locked=True)
+            .with_for_update(key_share=True, skip_locked=refused is None)
         )
         if connection is None:
+            return False
+        current = grant_of(vault, connection)
+        if (
+            refused is not None
+            and current.access_token.get_secret_value() != refused.access_token.get_secret_value()
+        ):
+            return True  # another worker refreshed it meanwhile
+        if due is not None and connection.grant_expires_at is not None and connection.grant_expires_at >= due:
             return False
         plugin = connector(connection.connector)
         try:
             grant = await plugin.refresh(
-                platforms.client(connection.id, plugin),
-                configuration(vault, connection),
-                grant_of(vault, connection),
+                platforms.client(connection.id, plugin), configuration(vault, connection), current
             )
         except AuthorizationRevoked as error:
             await revoke(session, connection, str(error))
@@ -372,11 +389,17 @@ async def call_platform(
     """Call the platform with the connection's grant; an access token refused as expired is
     refreshed (committed on its own) and the call made once more."""
     plugin = connector(connection.connector)
-    client, config = platforms.client(connection.id, plugin), configuration(vault, connection)
+    client, config, grant = (
+        platforms.client(connection.id, plugin),
+        configuration(vault, connection),
+        grant_of(vault, connection),
+    )
     try:
-        return await call(client, config, grant_of(vault, connection))
+        return await call(client, config, grant)
     except TokenExpired:
-        await refresh_grant(engine_of(session), vault, platforms, connection.tenant_id, connection.id)
+        await refresh_grant(
+            engine_of(session), vault, platforms, connection.tenant_id, connection.id, refused=grant
+        )
         await session.refresh(connection)
         if connection.status == ConnectionStatus.REVOKED:
             raise AuthorizationRevoked("the platform refused to refresh the grant") from None
@@ -403,7 +426,7 @@ async def refresh_grants(
         .limit(limit)
     )
     engine = engine_of(session)
-    return sum([await refresh_grant(engine, vault, platforms, t, c) for t, c in rows.all()])
+    return sum([await refresh_grant(engine, vault, platforms, t, c, due=due) for t, c in rows.all()])
 
 
 async def reseal(session: AsyncSession, vault: Vault) -> int:

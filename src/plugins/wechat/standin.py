@@ -45,6 +45,7 @@ class WeChatStandIn:
     followers: dict[str, dict[str, Any]] = field(default_factory=dict)
     access: dict[str, float] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    token_requests: int = 0
 
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
@@ -121,6 +122,7 @@ class WeChatStandIn:
         return None
 
     async def stable_token(self, request: Request) -> JSONResponse:
+        self.token_requests += 1
         body = await request.json()
         if body.get("appid") != self.appid:
             return self._error(40013, "invalid appid")
