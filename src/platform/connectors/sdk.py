@@ -361,9 +361,12 @@ class PushHandshake(Protocol):
 class FollowerSource(Protocol):
     """For platforms where people follow the brand's account (Capability.CUSTOMERS)."""
 
-    async def fetch_follower(
-        self, client: httpx.AsyncClient, config: ConnectorConfig, grant: Grant, follower_id: str
-    ) -> Follower: ...
+    async def fetch_followers(
+        self, client: httpx.AsyncClient, config: ConnectorConfig, grant: Grant, follower_ids: Sequence[str]
+    ) -> Sequence[Follower]:
+        """What the platform says of these followers now (in as few calls as it allows); an id it
+        does not return is taken as no longer following."""
+        ...
 
 
 @runtime_checkable

@@ -8,7 +8,7 @@ the query: `signature` over token, timestamp and nonce, and in safe mode `msg_si
 those and the ciphertext, which decrypts under the EncodingAESKey to a message naming this
 account's appid (crypto.py). A push is answered "success", or a follow with the account's welcome
 message (encrypted and signed in safe mode). Subscribe and unsubscribe events
-bring followers and their consent; `user/info` gives their openid and, when the account is
+bring followers and their consent; `user/info/batchget` gives their openid and, when the account is
 bound to the Open Platform, unionid. Template messages carry survey invitations.
 """
 
@@ -54,7 +54,9 @@ from brandloop_plugins.wechat.crypto import CryptoError, MessageCrypto, signatur
 
 PRODUCTION = "https://api.weixin.qq.com"
 STABLE_TOKEN = "/cgi-bin/stable_token"  # noqa: S105 (a path)
-USER_INFO = "/cgi-bin/user/info"
+USER_INFO_BATCH = "/cgi-bin/user/info/batchget"
+BATCH_GET = 100
+"""batchget takes at most 100 openids."""
 TEMPLATE_SEND = "/cgi-bin/message/template/send"
 EXPIRED_TOKEN = {40001, 40014, 42001}
 """access_token invalid, not legal, expired."""
@@ -180,23 +182,28 @@ class WeChatConnector:
     ) -> Page[ListingObservation]:
         raise NotImplementedError("an Official Account has no listings")
 
-    async def fetch_follower(
-        self, client: httpx.AsyncClient, config: ConnectorConfig, grant: Grant, follower_id: str
-    ) -> Follower:
-        c = _config(config)
-        info = _checked(
-            await client.get(
-                f"{c.api_base_url}{USER_INFO}",
-                params={"access_token": grant.access_token.get_secret_value(), "openid": follower_id, "lang": "zh_CN"},
-            )
-        )  # fmt: skip
-        following = int(info.get("subscribe") or 0) == 1
+    async def fetch_followers(
+        self, client: httpx.AsyncClient, config: ConnectorConfig, grant: Grant, follower_ids: Sequence[str]
+    ) -> Sequence[Follower]:
+        c, found = _config(config), []
+        for start in range(0, len(follower_ids), BATCH_GET):
+            listed = _checked(
+                await client.post(
+                    f"{c.api_base_url}{USER_INFO_BATCH}",
+                    params={"access_token": grant.access_token.get_secret_value()},
+                    json={"user_list": [{"openid": o, "lang": "zh_CN"} for o in follower_ids[start : start + BATCH_GET]]},
+                )
+            )  # fmt: skip
+            found += [self._follower(info) for info in listed.get("user_info_list") or []]
+        return found
+
+    @staticmethod
+    def _follower(info: Mapping[str, Any]) -> Follower:
+        openid = str(info["openid"])
         return Follower(
-            follower_id=str(info.get("openid") or follower_id),
-            following=following,
-            buyer=BuyerRecord(
-                buyer_id=str(info.get("openid") or follower_id), wechat_unionid=info.get("unionid")
-            ),
+            follower_id=openid,
+            following=int(info.get("subscribe") or 0) == 1,
+            buyer=BuyerRecord(buyer_id=openid, wechat_unionid=info.get("unionid")),
             followed_at=datetime.fromtimestamp(int(info["subscribe_time"]), UTC)
             if info.get("subscribe_time")
             else None,

@@ -2,7 +2,8 @@
 small ASGI app for the API, and the pushes WeChat would send.
 
 It issues stable access tokens for the right appid and secret (the same token until it expires,
-as WeChat's stable-token endpoint does), answers `user/info` (unionid only when the account is
+as WeChat's stable-token endpoint does), answers `user/info/batchget` (at most 100 openids; unionid
+only when the account is
 bound to the Open Platform), sends template messages only to followers and within a daily quota,
 answers WeChat's errcodes (40001 expired token, 43004 not following, 45009 quota), fails now and
 then with errcode -1 (seeded), and signs and encrypts pushes exactly as WeChat does.
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from brandloop_plugins.wechat.connector import STABLE_TOKEN, TEMPLATE_SEND, USER_INFO
+from brandloop_plugins.wechat.connector import BATCH_GET, STABLE_TOKEN, TEMPLATE_SEND, USER_INFO_BATCH
 from brandloop_plugins.wechat.crypto import MessageCrypto, signature
 
 
@@ -37,7 +38,7 @@ class WeChatStandIn:
     encoding_aes_key: str | None = None
     """Safe mode when set: pushes are encrypted."""
     bound_to_open_platform: bool = True
-    """Whether user/info gives unionids."""
+    """Whether user/info/batchget gives unionids."""
     daily_quota: int = 100_000
     failure_rate: float = 0.0
     access_seconds: int = 7200
@@ -53,7 +54,7 @@ class WeChatStandIn:
         self.app = Starlette(
             routes=[
                 Route(STABLE_TOKEN, self.stable_token, methods=["POST"]),
-                Route(USER_INFO, self.user_info),
+                Route(USER_INFO_BATCH, self.user_info_batch, methods=["POST"]),
                 Route(TEMPLATE_SEND, self.template_send, methods=["POST"]),
             ]
         )
@@ -136,17 +137,18 @@ class WeChatStandIn:
             self.access[token] = time.time() + self.access_seconds
         return JSONResponse({"access_token": token, "expires_in": int(self.access[token] - time.time())})
 
-    async def user_info(self, request: Request) -> JSONResponse:
+    async def user_info_batch(self, request: Request) -> JSONResponse:
         if (refused := self._call(request)) is not None:
             return refused
-        openid = request.query_params.get("openid", "")
-        found = self.followers.get(openid)
-        if found is None:
+        wanted = [str(u.get("openid", "")) for u in (await request.json()).get("user_list") or []]
+        if not 0 < len(wanted) <= BATCH_GET:
+            return self._error(40032, "invalid openid list size")
+        if any(o not in self.followers for o in wanted):
             return self._error(40003, "invalid openid")
-        shown = dict(found)
-        if not self.bound_to_open_platform:
-            shown.pop("unionid", None)
-        return JSONResponse(shown)
+        shown = [dict(self.followers[o]) for o in wanted]
+        for info in shown if not self.bound_to_open_platform else []:
+            info.pop("unionid", None)
+        return JSONResponse({"user_info_list": shown})
 
     async def template_send(self, request: Request) -> JSONResponse:
         if (refused := self._call(request)) is not None:
