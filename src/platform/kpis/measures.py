@@ -196,11 +196,18 @@ def _customer_sql(by: Dimension | None) -> dict[str, str]:
 
 
 async def measure(
-    session: AsyncSession, since: date, until: date, *, grain: str | None, by: Dimension | None
+    session: AsyncSession,
+    since: date,
+    until: date,
+    *,
+    grain: str | None,
+    by: Dimension | None,
+    retention: bool = True,
 ) -> dict[tuple[date, str | None], Measures]:
     """Measures for each (bucket start, dimension value) of [since, until]; value None without a
     breakdown. Buckets clipped to the period are keyed by their clipped start. A breakdown fills
-    only the measures that have the dimension (KPIs declare theirs)."""
+    only the measures that have the dimension (KPIs declare theirs). `retention` (whole periods
+    only) reads the period before as well: leave it out when no KPI asked needs it."""
     settings = await settings_of(session)
     scale = Decimal(10) ** get_currency_precision(settings.reporting_currency)
     spans = buckets(since, until, grain)
@@ -230,13 +237,13 @@ async def measure(
             )
             m.active_customers, m.new_customers, m.repeat_customers = r.active, r.new, r.repeat
             m.buying_members, m.repeat_members = r.members, r.repeat_members
-        if grain is None:  # retention compares whole periods: one scan of both, no series
+        if grain is None and retention:  # whole periods: one scan of both, no series
             before = since - (until - since) - timedelta(days=1)
-            retention = await session.execute(
+            returning = await session.execute(
                 text(_RETENTION.format(**_customer_sql(by))),
                 {"since": since, "until": until, "before": before, "nil": NO_CUSTOMER},
             )
-            for r in retention:
+            for r in returning:
                 m = found[(since, r.dim)]
                 m.previous_active, m.retained, m.cohort, m.cohort_retained = (
                     r.previous, r.retained, r.cohort, r.cohort_retained

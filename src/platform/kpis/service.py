@@ -312,17 +312,21 @@ class WidgetValue:
 
 
 class _Measured:
-    """The measures of one dashboard read, each period asked for once however many widgets ask."""
+    """The measures of one dashboard read, each period asked for once however many widgets ask;
+    retention (a scan of the period before too) only when one of the widgets needs it."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, widgets: Sequence[Widget]) -> None:
         self.session, self.found = session, {}  # type: ignore[var-annotated]
+        self.retention = any(not KPIS[w.kpi].grains for w in widgets)
 
     async def __call__(
         self, since: date, until: date, grain: str | None, by: Dimension | None = None
     ) -> dict[tuple[date, str | None], Measures]:
         key = (since, until, grain, by)
         if key not in self.found:
-            self.found[key] = await measure(self.session, since, until, grain=grain, by=by)
+            self.found[key] = await measure(
+                self.session, since, until, grain=grain, by=by, retention=self.retention
+            )
         return self.found[key]  # type: ignore[no-any-return]
 
 
@@ -333,7 +337,7 @@ async def evaluate(
     time zone), the comparison, the series, the target and status, the breakdown."""
     settings = await settings_of(session)
     today = today or datetime.now(ZoneInfo(settings.timezone)).date()
-    measured = _Measured(session)
+    measured = _Measured(session, widgets)
     targets = await targets_of(session, sorted({w.kpi for w in widgets}))  # one read for every widget
     values = []
     for widget in widgets:
