@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from brandloop.connections import platforms
 from brandloop.connections.models import Checkpoint
 from brandloop.connections.platforms import RetryPolicy, limiter
-from brandloop.connectors import minor_units
+from brandloop.connectors import PlatformError, TokenExpired, minor_units
 from brandloop.db.session import tenant_transaction
 from brandloop.graphql.relay import pk_of
 from brandloop.jobs import worker
 from brandloop.settings import Settings
 from brandloop_plugins.amazon import AmazonConfig, AmazonConnector
+from brandloop_plugins.amazon.connector import _checked
 from brandloop_plugins.amazon.standin import MARKETPLACE, AmazonStandIn, sample_orders
 from support import GraphQLClient, Tenant
 
@@ -82,6 +83,21 @@ def test_requests_take_their_operations_quota_and_orders_read_amazons_shapes() -
     )  # ItemPrice is for the quantity ordered
     del order["BuyerInfo"]  # without a Restricted Data Token
     assert connector._order(order, order["items"]).buyer is None
+    request = httpx.Request("GET", "https://x/orders/v0/orders")
+    with pytest.raises(PlatformError):  # a proxy's error page is not Amazon's answer
+        _checked(httpx.Response(403, text="<html>denied</html>", request=request))
+    with pytest.raises(TokenExpired):
+        _checked(
+            httpx.Response(
+                403,
+                json={
+                    "errors": [
+                        {"code": "Unauthorized", "message": "The access token you provided has expired."}
+                    ]
+                },
+                request=request,
+            )
+        )
 
 
 async def test_a_store_connects_with_its_credentials_and_syncs_each_order_once(

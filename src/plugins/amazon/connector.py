@@ -109,9 +109,13 @@ def _when(value: str) -> datetime:
 def _checked(response: httpx.Response) -> dict[str, Any]:
     """The body of a successful call; the SDK's errors otherwise."""
     raise_for_transient(response, "Amazon is throttling this operation")
+    try:
+        body = response.json()
+    except ValueError as error:  # a proxy's page, not Amazon's answer
+        raise PlatformError(f"Amazon answered {response.status_code} without JSON") from error
     if response.is_success:
-        return dict(response.json())
-    errors = (response.json() if response.content else {}).get("errors") or [{}]
+        return dict(body)
+    errors = body.get("errors") or [{}]
     message = f"{errors[0].get('code', response.status_code)}: {errors[0].get('message', '')}"[:300]
     if response.status_code == 403 and "expired" in message.lower():
         raise TokenExpired(message)
@@ -155,7 +159,10 @@ class AmazonConnector:
             },
         )
         raise_for_transient(response, "Login with Amazon is throttling")
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise PlatformError(f"Login with Amazon answered {response.status_code} without JSON") from error
         if response.status_code in (400, 401):
             # invalid_grant (the seller revoked it) or invalid_client: retrying will not help.
             raise AuthorizationRevoked(f"{body.get('error')}: {body.get('error_description', '')}"[:300])

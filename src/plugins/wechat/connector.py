@@ -104,7 +104,10 @@ def _checked(response: httpx.Response) -> dict[str, Any]:
     """The body of a successful call; the SDK's errors for WeChat's errcode otherwise."""
     raise_for_transient(response, "WeChat is throttling this account")
     response.raise_for_status()
-    body: dict[str, Any] = response.json()
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError as error:  # a proxy's page, not WeChat's answer
+        raise PlatformError("WeChat answered without JSON") from error
     code = int(body.get("errcode") or 0)
     if code == 0:
         return body
