@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from brandloop.connections.vault import vault
 from brandloop.db.session import tenant_transaction
 from brandloop.graphql.relay import global_id, pk_of
 from brandloop.jobs import worker
+from brandloop.nps import links
+from brandloop.nps import service as nps
 from brandloop.settings import Settings
 from brandloop_plugins.wechat import WeChatConfig, WeChatConnector
 from brandloop_plugins.wechat.crypto import CryptoError, MessageCrypto, signature
@@ -253,7 +256,7 @@ async def test_followers_become_customers_with_consent_and_unfollowing_withdraws
 
 
 INVITE = """mutation($input: InviteToSurveyInput!) { inviteToSurvey(input: $input) {
-  invitations { link status deliveredAt deliveryError customer { id } } skippedQuietPeriod skippedNoConsent
+  invitations { link status deliveredAt deliveryError deliveryRetryAt customer { id } } skippedQuietPeriod skippedNoConsent
   userErrors { code } } }"""
 
 
@@ -294,13 +297,25 @@ async def test_survey_invitations_go_out_as_template_messages_to_followers_who_c
         assert again["skippedQuietPeriod"] == 1 and len(account.sent) == 1  # the quiet period holds
         account.expire_access_tokens()  # refreshed on the way
         both = await invite([zhao, wu], "k3")
-    delivered = {
-        i["customer"]["id"]: (i["deliveredAt"] is not None, i["deliveryError"]) for i in both["invitations"]
-    }
-    assert [m["touser"] for m in account.sent] == ["oMei0001", "oZhao001"]
-    assert delivered[zhao] == (True, None)
-    # The account's daily quota is spent: WeChat refuses, the invitation says why.
-    assert delivered[wu][0] is False and "45009" in delivered[wu][1]
+        delivered = {i["customer"]["id"]: i for i in both["invitations"]}
+        assert [m["touser"] for m in account.sent] == ["oMei0001", "oZhao001"]
+        assert (delivered[zhao]["deliveredAt"] is not None, delivered[zhao]["deliveryError"]) == (True, None)
+        # The account's daily quota is spent: WeChat refuses, the invitation says why and when it
+        # is tried again; the job then sends it, once the quota allows.
+        assert delivered[wu]["deliveredAt"] is None and "45009" in delivered[wu]["deliveryError"]
+        retry_at = datetime.fromisoformat(delivered[wu]["deliveryRetryAt"])
+        assert retry_at > datetime.now(UTC) + timedelta(hours=1)
+        account.daily_quota = 3
+        link_for = lambda i: links.link(settings, i)  # noqa: E731
+        async with tenant_transaction(engine, tenant.id) as session:
+            assert await nps.redeliver(session, link_for, now=retry_at - timedelta(minutes=1)) == 0
+            assert await nps.redeliver(session, link_for, now=retry_at) == 1
+    assert [m["touser"] for m in account.sent] == ["oMei0001", "oZhao001", "oWu00001"]
+    async with tenant_transaction(engine, tenant.id) as session:
+        undelivered = await session.scalar(
+            text("SELECT count(*) FROM nps_invitations WHERE status = 'created' AND delivered_at IS NULL")
+        )
+    assert undelivered == 0
 
 
 CONSENT_COUNTS = text(

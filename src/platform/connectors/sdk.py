@@ -375,6 +375,8 @@ class MessageSender(Protocol):
 
     daily_messages: ClassVar[int]
     """How many messages one account may send a day (the platform's quota)."""
+    quota_zone: ClassVar[str]
+    """The time zone whose midnight starts the platform's quota day (IANA name)."""
 
     async def send(
         self, client: httpx.AsyncClient, config: ConnectorConfig, grant: Grant, message: Message

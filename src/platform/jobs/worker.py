@@ -65,6 +65,11 @@ JOBS = [
         "*/15 * * * *",
         lambda settings, s: nps.invite_after_orders(s, lambda i: links.link(settings, i), limit=BATCH),
     ),
+    TenantJob(
+        "nps.redeliver",
+        "*/15 * * * *",
+        lambda settings, s: nps.redeliver(s, lambda i: links.link(settings, i), limit=BATCH),
+    ),
     TenantJob("segments.recompute", "0 2 * * *", lambda _, s: _whole(segments.recompute(s))),
     TenantJob("connections.refresh_grants", "*/10 * * * *", lambda settings, s: _refresh_grants(settings, s)),
     # A batch is one page of every connection; another follows while some have more.

@@ -173,6 +173,9 @@ class InvitationType:
         description="When the channel took it (link delivery: when the link was handed over)."
     )
     delivery_error: str | None = strawberry.field(description="Why the channel did not take it.")
+    delivery_retry_at: datetime | None = strawberry.field(
+        description="When the channel is tried again (it failed for a passing reason)."
+    )
     responded_at: datetime | None
 
     @classmethod
@@ -187,6 +190,7 @@ class InvitationType:
             link=None if skipped else links.link(info.context.settings, row),
             delivered_at=row.delivered_at,
             delivery_error=row.delivery_error,
+            delivery_retry_at=row.delivery_retry_at,
             expires_at=row.expires_at,
             created_at=row.created_at,
             responded_at=row.responded_at,

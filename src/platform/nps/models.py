@@ -89,6 +89,8 @@ class Invitation(Base):
     """When the channel took it (link delivery: when the link was handed over)."""
     delivery_error: Mapped[str | None] = mapped_column(String(300))
     """Why the channel did not take it."""
+    delivery_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the channel is tried again (it failed for a passing reason); None: not again."""
     responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -381,7 +381,36 @@ async def _deliver(session: AsyncSession, invitation: Invitation, link: str) -> 
     sender = delivery.for_channel(invitation.channel)
     if sender is None or await sender.deliver(session, invitation, link):
         invitation.delivered_at = datetime.now(UTC)
-        await session.flush()
+        invitation.delivery_error = invitation.delivery_retry_at = None
+    await session.flush()
+
+
+async def redeliver(
+    session: AsyncSession, link_for: LinkFor, *, now: datetime | None = None, limit: int = 500
+) -> int:
+    """The job `nps.redeliver`: invitations a channel failed to take for a passing reason (the
+    platform down, its quota spent), tried again once due, until their link expires. Returns how
+    many went out."""
+    now = now or datetime.now(UTC)
+    due = await session.scalars(
+        select(Invitation)
+        .where(
+            Invitation.delivery_retry_at <= now,
+            Invitation.status == InvitationStatus.CREATED.value,
+            Invitation.delivered_at.is_(None),
+        )
+        .order_by(Invitation.delivery_retry_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    sent = 0
+    for invitation in due.all():
+        invitation.delivery_retry_at = None
+        if invitation.expires_at > now:
+            await _deliver(session, invitation, link_for(invitation))
+            sent += invitation.delivered_at is not None
+    await session.flush()
+    return sent
 
 
 _DUE_ORDERS = text(

@@ -139,6 +139,7 @@ class WeChatConnector:
     authorization = Authorization.CREDENTIALS
     daily_messages = 100_000
     """A verified service account's template-message quota (WeChat raises it with followers)."""
+    quota_zone = "Asia/Shanghai"
 
     def quota(self, request: httpx.Request) -> Quota | None:
         return None  # one quota per account
