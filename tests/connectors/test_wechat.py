@@ -80,7 +80,7 @@ CREATE = """mutation($input: CreateConnectionInput!) { createConnection(input: $
 START = """mutation($id: ID!) { startAuthorization(input: {id: $id}) {
   connection { status config } userErrors { code message } } }"""
 CONSENTS = """query($id: ID!) { customer(id: $id) { identities { kind value }
-  consents { channel purpose granted source } } }"""
+  consents { channel purpose granted source evidence } } }"""
 
 
 def test_the_official_samples_encrypt_and_decrypt_exactly() -> None:
@@ -233,6 +233,8 @@ async def test_followers_become_customers_with_consent_and_unfollowing_withdraws
             ("MARKETING", True),
             ("SURVEYS", True),
         }
+        assert {c["source"] for c in shown["consents"]} == {"wechat:follow"}
+        assert all("'Tea Club OA' from ADD_SCENE_QR_CODE at " in c["evidence"] for c in shown["consents"])
         # Another tenant's address, or a push signed with another token, is believed by nobody.
         assert await customer_of(engine, tenant, "oMei0001") is None
         forged_url, forged_body = account.push(hook, account.follow("oEve0001"), token="guessed")

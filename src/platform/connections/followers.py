@@ -112,9 +112,15 @@ async def _customers(
         following.append(follower)
     resolved = await resolve_buyers(session, buyers)
     return {
-        (connection.id, f.follower_id): (customer_id, f" from {f.source}" if f.source else "")
+        (connection.id, f.follower_id): (customer_id, _how(f))
         for f, customer_id in zip(following, resolved, strict=True)
     }
+
+
+def _how(follower: Follower) -> str:
+    """How and when they came, for the consent's evidence."""
+    scene = f" from {follower.source}" if follower.source else ""
+    return scene + (f" at {follower.followed_at:%Y-%m-%d %H:%M} UTC" if follower.followed_at else "")
 
 
 async def _known(session: AsyncSession, connection: Connection, follower_id: str) -> uuid.UUID | None:
