@@ -377,3 +377,17 @@ async def test_workers_that_find_the_token_expired_at_once_refresh_it_once(
     # One asked WeChat; the others waited for it and took its token.
     assert refreshed == [True] * 4 and account.token_requests - before == 1
     assert fresh in account.access and account.access[fresh] > time.time()
+
+
+async def test_one_run_of_the_job_takes_a_burst_of_follows_batch_after_batch(
+    engine: AsyncEngine, settings: Settings, gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    account = WeChatStandIn(APPID, SECRET, TOKEN, encoding_aes_key=AES_KEY)
+    async with serving(account.app) as url:
+        hook = (await connect(gql, tenant, url))["webhookUrl"]
+        pushes = [account.follow(f"oBurst{n:05d}") for n in range(450)]  # more than two batches
+        await follows(engine, settings, client, tenant, account, hook, *pushes)  # one run of the job
+    async with tenant_transaction(engine, tenant.id) as session:
+        pending = await session.scalar(text("SELECT count(*) FROM webhook_events WHERE processed_at IS NULL"))
+        customers = await session.scalar(text("SELECT count(*) FROM customers"))
+    assert (pending, customers) == (0, 450)

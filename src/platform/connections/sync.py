@@ -276,9 +276,9 @@ async def catch_up_round(session: AsyncSession, vault: Vault, platforms: Platfor
     has caught up has its events marked processed and its request cleared. Returns how many have
     more."""
     await _follow_revocations(session)
-    await followers.follow(session, vault, platforms, now=now)
+    # A full batch of followers: there may be more, so the job runs another round at once.
+    more = int(await followers.follow(session, vault, platforms, now=now) >= followers.BATCH)
     pending = exists().where(WebhookEvent.connection_id == Connection.id, WebhookEvent.processed_at.is_(None))
-    more = 0
     for connection in await _active(session, or_(Connection.sync_requested_at.is_not(None), pending)):
         if Capability.ORDERS not in service.connector(connection.connector).capabilities:
             continue
