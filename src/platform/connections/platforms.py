@@ -2,11 +2,12 @@
 
 Every request of a connection is paced to its connector's documented quota (a leaky bucket from
 aiolimiter), and to its operation's own where the platform's differ per operation (learning the
-account's actual rate from the response where the platform states it), and retried where the platform says so: a 429 after its Retry-After, a 5xx or a
-timeout with exponential backoff and jitter (stamina). What still fails after the attempts
-reaches the connector as the last response (or error), and the sync engine backs off for
-minutes. The buckets outlive a job run; only one worker pulls a connection at a time (its
-checkpoint is locked), so pacing in that worker paces the connection.
+account's actual rate from the response where the platform states it), and retried where the
+platform says so: a 429 after its Retry-After, a 5xx or a timeout with exponential backoff and
+jitter (stamina). What still fails after the attempts reaches the connector as the last
+response (or error), and the sync engine backs off for minutes. The buckets outlive a job run;
+only one worker pulls a connection at a time (its checkpoint is locked), so pacing in that
+worker paces the connection.
 """
 
 from __future__ import annotations
