@@ -13,49 +13,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import random
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import make_url
 
 from brandloop.conflicts.models import Observation, Partner, PriceException, PricePolicy
-from brandloop.db import embedded, migrate
 from brandloop.db.base import uuid7
-from brandloop.db.engine import create_engine
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.jobs import worker
-from brandloop.settings import Settings
 from brandloop.tenancy import service as tenancy
+from scratch import machine, scratch_database
 
 DETECT = next(job for job in worker.JOBS if job.name == "conflicts.detect")
 CHANNELS = ["shopee", "tiktok_shop", "tmall", "jd"]
 
 
 async def run(count: int) -> None:
-    server = os.environ.get("BRANDLOOP_DATABASE_URL")
-    workdir = Path(tempfile.mkdtemp(prefix="brandloop-bench-"))
-    server = server or embedded.start(workdir)
-    name = f"brandloop_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False))
-    async with admin.connect() as conn:
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text(f'CREATE DATABASE "{name}"')
-        )
-    url = make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
-    engine = create_engine(url)
-    settings = Settings(_env_file=None, database_url=url, data_dir=workdir)
     rng = random.Random(3)
     now = datetime.now(UTC)
-    try:
-        await migrate.upgrade(engine)
+    async with scratch_database() as db:
+        engine = db.engine
+        settings = db.settings()
         async with platform_transaction(engine) as session:
             tenant = await tenancy.create_tenant(session, slug="bench", name="Bench")
         async with tenant_transaction(engine, tenant.id) as session:
@@ -107,7 +88,7 @@ async def run(count: int) -> None:
                 )  # fmt: skip
             async with tenant_transaction(engine, tenant.id) as session:
                 await session.execute(pg_insert(Observation), rows)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+        print(machine())
         print(
             f"dataset: {count:,} listings over 30 days, 500 SKUs under MAP, 300 sellers (+50 unknown), {len(promos)} promotions"
         )
@@ -121,13 +102,6 @@ async def run(count: int) -> None:
             f"detection: {elapsed:.1f} s, {judged / elapsed:,.0f} listings/s ({judged:,} judged in batches of "
             f"{worker.BATCH:,}; {counts[0]:,} conflicts, {counts[1]:,} breaches, {evidence:,} pieces of evidence)"
         )
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
-        await admin.dispose()
 
 
 if __name__ == "__main__":

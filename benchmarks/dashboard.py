@@ -15,44 +15,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from brandloop.db import embedded, migrate
-from brandloop.db.engine import create_engine
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.kpis import rollup, service
 from brandloop.kpis.catalogue import KPIS
 from brandloop.tenancy import service as tenancy
+from scratch import machine, scratch_database
 
 DAYS = 540
 
 
 async def run(count: int) -> None:
-    server = os.environ.get("BRANDLOOP_DATABASE_URL")
-    workdir = Path(tempfile.mkdtemp(prefix="brandloop-bench-"))
-    server = server or embedded.start(workdir)
-    name = f"brandloop_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False))
-    async with admin.connect() as conn:
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text(f'CREATE DATABASE "{name}"')
-        )
-    engine = create_engine(
-        make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
-    )
     today = datetime.now(UTC).date()
-    try:
-        await migrate.upgrade(engine)
+    async with scratch_database() as db:
+        engine = db.engine
         async with platform_transaction(engine) as session:
             tenant = await tenancy.create_tenant(session, slug="bench", name="Bench")
         started = time.perf_counter()
@@ -110,7 +92,7 @@ async def run(count: int) -> None:
             )
             await session.execute(text("ANALYZE"))
         loaded = time.perf_counter() - started
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+        print(machine())
         print(
             f"dataset: {count:,} orders of {count // 5:,} customers over {DAYS} days, 5 channels, CNY and USD (written in {loaded:.0f} s)"
         )
@@ -147,13 +129,6 @@ async def run(count: int) -> None:
             print(
                 f"{label}: median {statistics.median(timings):.0f} ms, min {min(timings):.0f} ms over 5 reads"
             )
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
-        await admin.dispose()
 
 
 if __name__ == "__main__":

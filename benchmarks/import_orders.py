@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import os
-import platform
 import random
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -26,17 +23,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from brandloop.db import embedded, migrate
-from brandloop.db.engine import create_engine
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.loyalty import service as loyalty
 from brandloop.loyalty import tiers
 from brandloop.orders import service as orders_service
 from brandloop.orders.importer import CSV_COLUMNS, import_orders
 from brandloop.tenancy import service as tenancy
+from scratch import machine, scratch_database
 
 CHANNELS = [("shopee", "SGD"), ("tiktok", "CNY"), ("amazon", "USD"), ("wechat", "CNY"), ("offline", "CNY")]
 PRODUCTS = [(f"SKU-{n:04d}", f"Product {n}", ["tea", "cups", "gifts", "snacks"][n % 4]) for n in range(400)]
@@ -142,27 +137,15 @@ async def add_loyalty(engine: AsyncEngine, tenant_id: uuid.UUID) -> None:
 
 
 async def run(orders: int, batch_size: int, with_loyalty: bool) -> None:
-    server = os.environ.get("BRANDLOOP_DATABASE_URL")
-    workdir = Path(tempfile.mkdtemp(prefix="brandloop-bench-"))
-    server = server or embedded.start(workdir)
-    name = f"brandloop_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False))
-    async with admin.connect() as conn:
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text(f'CREATE DATABASE "{name}"')
-        )
-    engine = create_engine(
-        make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
-    )
-    try:
-        await migrate.upgrade(engine)
+    async with scratch_database() as db:
+        engine = db.engine
         async with platform_transaction(engine) as session:
             tenant = await tenancy.create_tenant(session, slug="bench", name="Bench")
         if with_loyalty:
             await add_loyalty(engine, tenant.id)
-        path = workdir / "orders.csv"
+        path = db.workdir / "orders.csv"
         lines = generate(path, orders)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {_memory()}")
+        print(f"{machine()}, {_memory()}")
         print(
             f"dataset: {orders:,} orders, {lines:,} order lines, {path.stat().st_size / 1e6:.1f} MB CSV, batch {batch_size}"
             + (", a loyalty program earning from every order" if with_loyalty else "")
@@ -198,13 +181,6 @@ async def run(orders: int, batch_size: int, with_loyalty: bool) -> None:
             f"size: orders and lines with their indexes {int(sizes[0]) / 1e6:,.0f} MB "
             f"({int(sizes[0]) / orders:,.0f} bytes an order); the whole database {int(sizes[1]) / 1e6:,.0f} MB"
         )
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
-        await admin.dispose()
 
 
 def _memory() -> str:

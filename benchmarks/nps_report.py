@@ -14,20 +14,15 @@ import argparse
 import asyncio
 import os
 import platform
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from brandloop.db import embedded, migrate
-from brandloop.db.engine import create_engine
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.nps import service
 from brandloop.tenancy import service as tenancy
+from scratch import scratch_database
 
 DATASET = """
 INSERT INTO customers (tenant_id, id, display_name, rfm_segment)
@@ -70,18 +65,8 @@ REPORTS = [
 
 
 async def run(responses: int) -> None:
-    server = os.environ.get("BRANDLOOP_DATABASE_URL") or embedded.start(Path(tempfile.mkdtemp()))
-    name = f"brandloop_nps_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False))
-    async with admin.connect() as conn:
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text(f'CREATE DATABASE "{name}"')
-        )
-    engine = create_engine(
-        make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
-    )
-    try:
-        await migrate.upgrade(engine)
+    async with scratch_database() as db:
+        engine = db.engine
         async with platform_transaction(engine) as session:
             tenant = await tenancy.create_tenant(session, slug="bench", name="Bench")
         async with tenant_transaction(engine, tenant.id) as session:
@@ -125,13 +110,6 @@ async def run(responses: int) -> None:
             print("plan of a year by month:")
             for (line,) in plan:
                 print("   ", line)
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
-        await admin.dispose()
 
 
 if __name__ == "__main__":

@@ -16,57 +16,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import uvicorn
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from brandloop.connections import service
 from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
-from brandloop.db import embedded, migrate
-from brandloop.db.engine import create_engine
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.jobs import worker
-from brandloop.settings import Settings
 from brandloop.tenancy import service as tenancy
 from brandloop_plugins.amazon.connector import QUOTAS, AmazonConnector
 from brandloop_plugins.amazon.standin import MARKETPLACE, AmazonStandIn, sample_orders
+from scratch import machine, scratch_database, serving
 
 PORT = 9183
 SYNC = next(job for job in worker.JOBS if job.name == "connections.sync")
 
 
 async def run(count: int) -> None:
-    server = os.environ.get("BRANDLOOP_DATABASE_URL")
-    workdir = Path(tempfile.mkdtemp(prefix="brandloop-bench-"))
-    server = server or embedded.start(workdir)
-    name = f"brandloop_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False))
-    async with admin.connect() as conn:
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text(f'CREATE DATABASE "{name}"')
-        )
-    url = make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
-    engine = create_engine(url)
-    settings = Settings(_env_file=None, database_url=url, data_dir=workdir)
     # 41 s apart, ending well before the two minutes getOrders needs to settle.
     orders = sample_orders(count, start=datetime.now(UTC) - timedelta(seconds=41 * count + 600))
     seller = AmazonStandIn("bench-client", "bench-secret", "Atzr|bench", orders=orders, restricted_role=True)
-    http = uvicorn.Server(uvicorn.Config(seller.app, port=PORT, log_level="warning"))
-    serving = asyncio.create_task(http.serve())
-    base = f"http://127.0.0.1:{PORT}"
     AmazonConnector.requests_per_second = 1000.0  # the engine's capacity, not the safety cap
-    try:
-        await migrate.upgrade(engine)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    async with scratch_database() as db, serving(seller.app, PORT) as base:
+        engine, settings = db.engine, db.settings()
+        print(machine())
         items = sum(len(o["items"]) for o in orders)
         print(
             f"dataset: {count:,} Amazon orders ({items:,} items) from {count // 3:,} buyers, over the last {41 * count / 3600:.1f} hours"
@@ -107,15 +83,6 @@ async def run(count: int) -> None:
         print(
             f"at Amazon's default getOrderItems rate ({quota.rate:g}/s, burst {quota.burst}): {hours:.1f} h for this backlog, 1,800 orders an hour after"
         )
-    finally:
-        http.should_exit = True
-        await serving
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
-        await admin.dispose()
 
 
 if __name__ == "__main__":

@@ -14,55 +14,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import uvicorn
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from brandloop.connections import service
 from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
-from brandloop.db import embedded, migrate
-from brandloop.db.engine import create_engine
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.jobs import worker
-from brandloop.settings import Settings
 from brandloop.tenancy import service as tenancy
 from brandloop_plugins.shopee import ShopeeConnector
 from brandloop_plugins.shopee.standin import ShopeeStandIn, sample_orders
+from scratch import machine, scratch_database, serving
 
 PORT = 9181
 SYNC = next(job for job in worker.JOBS if job.name == "connections.sync")
 
 
 async def run(count: int) -> None:
-    server = os.environ.get("BRANDLOOP_DATABASE_URL")
-    workdir = Path(tempfile.mkdtemp(prefix="brandloop-bench-"))
-    server = server or embedded.start(workdir)
-    name = f"brandloop_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False))
-    async with admin.connect() as conn:
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text(f'CREATE DATABASE "{name}"')
-        )
-    url = make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
-    engine = create_engine(url)
-    settings = Settings(_env_file=None, database_url=url, data_dir=workdir)
     # 37 s apart: 20,000 orders span the last 8.6 days, 9 windows of a day.
     orders = sample_orders(count, start=datetime.now(UTC) - timedelta(seconds=37 * count + 600))
     shop = ShopeeStandIn(partner_id=1, partner_key="bench-key", shop_id=2, orders=orders)
-    http = uvicorn.Server(uvicorn.Config(shop.app, port=PORT, log_level="warning"))
-    serving = asyncio.create_task(http.serve())
-    try:
-        await migrate.upgrade(engine)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    async with scratch_database() as db, serving(shop.app, PORT) as base:
+        engine, settings = db.engine, db.settings()
+        print(machine())
         print(
             f"dataset: {count:,} Shopee orders (1 line each) from {count // 3:,} buyers, 50 a page, over the last {37 * count / 86400:.1f} days"
         )
@@ -77,7 +55,7 @@ async def run(count: int) -> None:
             async with tenant_transaction(engine, tenant.id) as session:
                 connection = await service.create_connection(
                     session, vault(settings), connector_key="shopee", name="Bench shop", actor="bench",
-                    config={"partner_id": 1, "partner_key": "bench-key", "shop_id": 2, "api_base_url": f"http://127.0.0.1:{PORT}"},
+                    config={"partner_id": 1, "partner_key": "bench-key", "shop_id": 2, "api_base_url": base},
                 )  # fmt: skip
             async with tenant_transaction(engine, tenant.id) as session, Platforms() as platforms:
                 await service.complete_authorization(
@@ -110,15 +88,6 @@ async def run(count: int) -> None:
                 f"{label}: {elapsed:.1f} s, {stored / elapsed:,.0f} orders/s ({stored:,} orders, {profiles:,} profiles, "
                 f"{len(shop.calls) - calls:,} API calls, {runs} job runs)"
             )
-    finally:
-        http.should_exit = True
-        await serving
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
-        await admin.dispose()
 
 
 if __name__ == "__main__":

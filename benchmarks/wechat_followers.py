@@ -14,30 +14,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import httpx
-import uvicorn
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from brandloop.app import create_app
 from brandloop.connections import service
 from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import vault
-from brandloop.db import embedded, migrate
-from brandloop.db.engine import create_engine
 from brandloop.db.session import platform_transaction, tenant_transaction
 from brandloop.jobs import worker
-from brandloop.settings import Settings
 from brandloop.tenancy import service as tenancy
 from brandloop_plugins.wechat.standin import WeChatStandIn
+from scratch import machine, scratch_database, serving
 
 PORT = 9184
 APPID, SECRET, TOKEN, AES_KEY = "wx0123456789abcdef", "bench-secret", "benchtoken", "B" * 43
@@ -45,35 +36,21 @@ CATCH_UP = next(job for job in worker.JOBS if job.name == "connections.catch_up"
 
 
 async def run(count: int) -> None:
-    server = os.environ.get("BRANDLOOP_DATABASE_URL")
-    workdir = Path(tempfile.mkdtemp(prefix="brandloop-bench-"))
-    server = server or embedded.start(workdir)
-    name = f"brandloop_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(make_url(server).set(drivername="postgresql+asyncpg").render_as_string(False))
-    async with admin.connect() as conn:
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text(f'CREATE DATABASE "{name}"')
-        )
-    url = make_url(server).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
-    engine = create_engine(url)
-    settings = Settings(_env_file=None, database_url=url, data_dir=workdir, public_url="http://bench.local")
     account = WeChatStandIn(APPID, SECRET, TOKEN, encoding_aes_key=AES_KEY)
-    http = uvicorn.Server(uvicorn.Config(account.app, port=PORT, log_level="warning"))
-    serving = asyncio.create_task(http.serve())
-    try:
-        await migrate.upgrade(engine)
+    async with scratch_database() as db, serving(account.app, PORT) as base:
+        engine, settings = db.engine, db.settings(public_url="http://bench.local")
         async with platform_transaction(engine) as session:
             tenant = await tenancy.create_tenant(session, slug="bench", name="Bench")
         async with tenant_transaction(engine, tenant.id) as session:
             connection = await service.create_connection(
                 session, vault(settings), connector_key="wechat", name="Bench OA", actor="bench",
                 config={"appid": account.appid, "secret": SECRET, "token": TOKEN, "encoding_aes_key": AES_KEY,
-                        "api_base_url": f"http://127.0.0.1:{PORT}"},
+                        "api_base_url": base},
             )  # fmt: skip
         async with tenant_transaction(engine, tenant.id) as session, Platforms() as platforms:
             await service.connect_with_credentials(session, vault(settings), platforms, connection.id)
         hook = service.webhook_url(settings, "wechat", connection.id)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+        print(machine())
         print(
             f"dataset: {count:,} followers of one Official Account in safe mode (AES), pushed one after another"
         )
@@ -109,15 +86,6 @@ async def run(count: int) -> None:
             f"followers handled: {handled:.1f} s, {count / handled:,.0f} a second "
             f"({customers:,} customers, {consents:,} consents, {runs} job runs)"
         )
-    finally:
-        http.should_exit = True
-        await serving
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-                text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
-        await admin.dispose()
 
 
 if __name__ == "__main__":
