@@ -102,10 +102,8 @@ async def _customers(
     for follower in found:
         if not follower.following:
             continue  # gone again before we asked: their unfollow event follows
-        b = follower.buyer
         try:
-            buyers.append(buyer_of(connection.connector, BuyerInput(b.name, b.email, b.phone, b.buyer_id,
-                                                                    b.wechat_unionid, b.wechat_openid)))  # fmt: skip
+            buyers.append(buyer_of(connection.connector, service.buyer_input(follower.buyer)))
         except InvalidInput as error:  # an id no identity can hold: nothing will make it one
             log.warning("follower id refused", connection=str(connection.id), error=str(error)[:200])
             continue

@@ -24,6 +24,7 @@ from brandloop.connections.platforms import Platforms
 from brandloop.connections.vault import Vault
 from brandloop.connectors import (
     AuthorizationRevoked,
+    BuyerRecord,
     Connector,
     ConnectorConfig,
     Grant,
@@ -35,6 +36,7 @@ from brandloop.connectors import (
 from brandloop.db.base import keyset_page, uuid7
 from brandloop.db.session import current_tenant, engine_of, tenant_transaction
 from brandloop.errors import InvalidInput, Problem
+from brandloop.orders.service import BuyerInput
 from brandloop.settings import Settings
 from brandloop.signing import BadToken, sign, signing_key, verify
 
@@ -374,6 +376,14 @@ async def refresh_grant(
         _seal_grant(vault, connection, grant)
         await session.flush()
         return True
+
+
+def buyer_input(record: BuyerRecord) -> BuyerInput:
+    """A platform's buyer as the orders domain takes one."""
+    return BuyerInput(
+        name=record.name, email=record.email, phone=record.phone, buyer_id=record.buyer_id,
+        wechat_unionid=record.wechat_unionid, wechat_openid=record.wechat_openid,
+    )  # fmt: skip
 
 
 T = TypeVar("T")

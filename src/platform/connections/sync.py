@@ -65,7 +65,6 @@ MAX_BACKOFF = timedelta(hours=1)
 
 
 def _order(channel: str, record: OrderRecord) -> orders.OrderInput:
-    buyer = record.buyer
     return orders.OrderInput(
         channel=channel,
         external_id=record.external_id,
@@ -85,16 +84,7 @@ def _order(channel: str, record: OrderRecord) -> orders.OrderInput:
         updated_at=record.updated_at,
         ship_region=record.ship_region,
         seller_id=record.seller_id,
-        buyer=orders.BuyerInput(
-            name=buyer.name,
-            email=buyer.email,
-            phone=buyer.phone,
-            buyer_id=buyer.buyer_id,
-            wechat_unionid=buyer.wechat_unionid,
-            wechat_openid=buyer.wechat_openid,
-        )
-        if buyer
-        else None,
+        buyer=service.buyer_input(record.buyer) if record.buyer else None,
     )
 
 
