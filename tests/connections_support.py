@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -125,8 +126,11 @@ async def stored_orders(engine: AsyncEngine, tenant_id: uuid.UUID, channel: str)
         return [tuple(r) for r in rows]
 
 
+WORKER = str(Path(__file__).with_name("connectors") / "work_until_done.py")
+
+
 async def kill_and_finish(
-    script: str,
+    job: str,
     tenant_id: uuid.UUID,
     settings: Settings,
     *,
@@ -135,15 +139,16 @@ async def kill_and_finish(
     lines: int = 5,
     pause: float = 0.3,
 ) -> int:
-    """Run a worker script for the tenant and kill it (SIGKILL: no cleanup) a random moment after
-    a random number (1 to `lines`) of its lines, `kills` times unless it finishes first; then run
-    it to the end. Returns how many times it was killed."""
+    """Run a job's rounds for the tenant in a worker process (connectors/work_until_done.py) and
+    kill it (SIGKILL: no cleanup) a random moment after a random number (1 to `lines`) of its
+    lines, `kills` times unless it finishes first; then run it to the end. Returns how many
+    times it was killed."""
     env = {**os.environ, "BRANDLOOP_DATABASE_URL": str(settings.database_url),
            "BRANDLOOP_DATA_DIR": str(settings.data_dir)}  # fmt: skip
     rng, killed = random.Random(seed), 0
     while killed < kills:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, script, str(tenant_id), env=env, stdout=asyncio.subprocess.PIPE
+            sys.executable, WORKER, job, str(tenant_id), env=env, stdout=asyncio.subprocess.PIPE
         )
         assert process.stdout is not None
         for _ in range(rng.randrange(1, lines + 1)):
@@ -156,7 +161,7 @@ async def kill_and_finish(
         await process.wait()
         killed += 1
     finished = await asyncio.create_subprocess_exec(
-        sys.executable, script, str(tenant_id), env=env, stdout=asyncio.subprocess.DEVNULL
+        sys.executable, WORKER, job, str(tenant_id), env=env, stdout=asyncio.subprocess.DEVNULL
     )
     assert await finished.wait() == 0
     return killed

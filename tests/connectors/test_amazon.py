@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -209,8 +208,7 @@ async def test_a_worker_killed_at_random_points_ends_with_the_same_data(
         killed = await connect(gql, tenant, url)
         steady = await connect(gql, other_tenant, url)
         await drain(engine, settings, other_tenant.id, steady["pk"])
-        script = str(Path(__file__).with_name("sync_until_caught_up.py"))
-        kills = await kill_and_finish(script, tenant.id, settings, seed=20261128, kills=4, lines=3)
+        kills = await kill_and_finish("sync", tenant.id, settings, seed=20261128, kills=4, lines=3)
     assert kills >= 2
     assert await stored_orders(engine, tenant.id, "amazon") == await stored_orders(
         engine, other_tenant.id, "amazon"

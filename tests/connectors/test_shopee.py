@@ -8,7 +8,6 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -261,8 +260,7 @@ async def test_a_worker_killed_at_random_points_ends_with_the_same_data(
         killed = await connect(gql, client, tenant, url)
         steady = await connect(gql, client, other_tenant, url)
         await drain(engine, settings, other_tenant.id, steady["pk"])
-        script = str(Path(__file__).with_name("sync_until_caught_up.py"))
-        kills = await kill_and_finish(script, tenant.id, settings, seed=20261127, kills=5)
+        kills = await kill_and_finish("sync", tenant.id, settings, seed=20261127, kills=5)
     assert kills >= 3
     assert len(await stored_orders(engine, tenant.id, "shopee")) == 1500
     assert await stored_orders(engine, tenant.id, "shopee") == await stored_orders(

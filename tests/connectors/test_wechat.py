@@ -7,7 +7,6 @@ import asyncio
 import base64
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -339,9 +338,10 @@ async def test_followers_are_handled_once_through_platform_failures_and_killed_w
             assert (
                 await client.post(httpx.URL(signed_url).raw_path.decode(), content=body)
             ).text == "success"
-        script = str(Path(__file__).with_name("follow_until_done.py"))
         # Killed after it is ready, or after a committed run, a moment later.
-        kills = await kill_and_finish(script, tenant.id, settings, seed=20261127, kills=4, lines=2, pause=0.8)
+        kills = await kill_and_finish(
+            "catch_up", tenant.id, settings, seed=20261127, kills=4, lines=2, pause=0.8
+        )
     assert kills >= 2
     async with tenant_transaction(engine, tenant.id) as session:
         counts = {r.value: (r.granted, r.purposes) for r in await session.execute(CONSENT_COUNTS)}
