@@ -31,7 +31,7 @@ from brandloop.conflicts.models import (
     Strategy,
 )
 from brandloop.db.base import keyset_page, uuid7
-from brandloop.db.session import current_tenant
+from brandloop.db.session import current_tenant, get_own
 from brandloop.errors import InvalidInput, Problem
 from brandloop.orders.service import CHANNEL, MAX_SKU, REGION
 from brandloop.tenancy.service import is_currency, settings_of
@@ -156,10 +156,7 @@ async def update_partner(
 
 
 async def get_partner(session: AsyncSession, partner_id: uuid.UUID, *, lock: bool = False) -> Partner:
-    found = await session.get(Partner, (current_tenant(session), partner_id), with_for_update=lock)
-    if found is None:
-        raise InvalidInput(Problem("id", "NOT_FOUND", "No channel partner of yours has this id."))
-    return found
+    return await get_own(session, Partner, partner_id, what="channel partner", lock=lock)
 
 
 async def partners_page(session: AsyncSession, first: int, after: uuid.UUID | None) -> Sequence[Partner]:
@@ -231,9 +228,7 @@ async def create_exception(
 ) -> PriceException:
     """A promotional window in which a lower price is allowed for named partners or channels;
     refused when it overlaps another of the same policy for any of them."""
-    policy = await session.get(PricePolicy, (current_tenant(session), policy_id), with_for_update=True)
-    if policy is None:
-        raise InvalidInput(Problem("policyId", "NOT_FOUND", "No price policy of yours has this id."))
+    policy = await get_own(session, PricePolicy, policy_id, what="price policy", field="policyId", lock=True)
     problems: list[Problem] = []
     check(
         0 < min_price < policy.min_price,
@@ -574,10 +569,7 @@ async def _saved(session: AsyncSession, conflict: Conflict) -> Conflict:
 
 
 async def get_conflict(session: AsyncSession, conflict_id: uuid.UUID, *, lock: bool = False) -> Conflict:
-    found = await session.get(Conflict, (current_tenant(session), conflict_id), with_for_update=lock)
-    if found is None:
-        raise InvalidInput(Problem("id", "NOT_FOUND", "No conflict of yours has this id."))
-    return found
+    return await get_own(session, Conflict, conflict_id, what="conflict", lock=lock)
 
 
 def _event(

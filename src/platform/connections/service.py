@@ -34,7 +34,7 @@ from brandloop.connectors import (
     secret_fields,
 )
 from brandloop.db.base import keyset_page, uuid7
-from brandloop.db.session import current_tenant, engine_of, tenant_transaction
+from brandloop.db.session import current_tenant, engine_of, get_own, tenant_transaction
 from brandloop.errors import InvalidInput, Problem
 from brandloop.orders.service import BuyerInput
 from brandloop.settings import Settings
@@ -161,10 +161,7 @@ def secret_names(connection: Connection) -> list[str]:
 async def get_connection(
     session: AsyncSession, connection_id: uuid.UUID, *, lock: bool = False
 ) -> Connection:
-    found = await session.get(Connection, (current_tenant(session), connection_id), with_for_update=lock)
-    if found is None:
-        raise InvalidInput(Problem("id", "NOT_FOUND", "No connection of yours has this id."))
-    return found
+    return await get_own(session, Connection, connection_id, what="connection", lock=lock)
 
 
 async def connections_page(

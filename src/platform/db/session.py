@@ -9,10 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from brandloop.errors import InvalidInput, Problem
 
 APP_ROLE = "brandloop_app"
 """The role queries run as: no BYPASSRLS, owns nothing. Created by the first migration."""
@@ -60,6 +63,26 @@ def entered_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
 def current_tenant(session: AsyncSession) -> uuid.UUID:
     """The tenant the session's transaction was entered for."""
     return session.info["tenant_id"]
+
+
+T = TypeVar("T")
+
+
+async def get_own(
+    session: AsyncSession,
+    model: type[T],
+    row_id: uuid.UUID,
+    *,
+    what: str,
+    field: str = "id",
+    lock: bool = False,
+) -> T:
+    """The tenant's row of `model` with this id (locked for update if asked); InvalidInput
+    NOT_FOUND on `field` when the tenant has none, another tenant's included."""
+    found = await session.get(model, (current_tenant(session), row_id), with_for_update=lock)
+    if found is None:
+        raise InvalidInput(Problem(field, "NOT_FOUND", f"No {what} of yours has this id."))
+    return found
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.audit import service as audit
 from brandloop.db.base import uuid7
-from brandloop.db.session import current_tenant
+from brandloop.db.session import current_tenant, get_own
 from brandloop.errors import InvalidInput, Problem
 from brandloop.kpis.catalogue import KPIS, Direction, Kpi
 from brandloop.kpis.measures import Dimension, Measures, measure
@@ -271,10 +271,7 @@ async def save_dashboard(
 
 
 async def get_dashboard(session: AsyncSession, dashboard_id: uuid.UUID) -> Dashboard:
-    found = await session.get(Dashboard, (current_tenant(session), dashboard_id))
-    if found is None:
-        raise InvalidInput(Problem("id", "NOT_FOUND", "No dashboard of yours has this id."))
-    return found
+    return await get_own(session, Dashboard, dashboard_id, what="dashboard")
 
 
 async def dashboards(session: AsyncSession) -> list[Dashboard]:

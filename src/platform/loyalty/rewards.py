@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.audit import service as audit
 from brandloop.db.base import keyset_page, uuid7
-from brandloop.db.session import current_tenant
+from brandloop.db.session import current_tenant, get_own
 from brandloop.errors import InvalidInput, Problem
 from brandloop.loyalty import ledger
 from brandloop.loyalty.models import (
@@ -118,9 +118,7 @@ async def create_reward(
 async def update_reward(
     session: AsyncSession, reward_id: uuid.UUID, given: RewardInput, *, actor: str
 ) -> Reward:
-    reward = await session.get(Reward, (current_tenant(session), reward_id), with_for_update=True)
-    if reward is None:
-        raise InvalidInput(Problem("id", "NOT_FOUND", "No reward of yours has this id."))
+    reward = await get_own(session, Reward, reward_id, what="reward", lock=True)
     problems = _validate(given)
     if problems:
         raise InvalidInput(*problems)
@@ -170,9 +168,7 @@ async def redeem(
     ledger.check_idempotency_key(idempotency_key, problems)
     if problems:
         raise InvalidInput(*problems)
-    reward = await session.get(Reward, (current_tenant(session), reward_id))
-    if reward is None:
-        raise InvalidInput(Problem("rewardId", "NOT_FOUND", "No reward of yours has this id."))
+    reward = await get_own(session, Reward, reward_id, what="reward", field="rewardId")
     account = await session.scalar(
         select(Account)
         .where(Account.program_id == reward.program_id, Account.customer_id == customer_id)
@@ -271,9 +267,7 @@ def _code() -> str:
 
 async def cancel(session: AsyncSession, redemption_id: uuid.UUID, *, reason: str, actor: str) -> Redemption:
     """Cancel a redemption: its points go back into the lots they came from, and stock returns."""
-    redemption = await session.get(Redemption, (current_tenant(session), redemption_id))
-    if redemption is None:
-        raise InvalidInput(Problem("id", "NOT_FOUND", "No redemption of yours has this id."))
+    redemption = await get_own(session, Redemption, redemption_id, what="redemption")
     if not 0 < len(reason.strip()) <= 500:
         raise InvalidInput(Problem("reason", "REASON_REQUIRED", "Say why, in 1 to 500 characters."))
     await session.execute(select(Account.id).where(Account.id == redemption.account_id).with_for_update())

@@ -20,7 +20,7 @@ from brandloop.audit import service as audit
 from brandloop.customers import merges
 from brandloop.customers import service as customers
 from brandloop.db.base import uuid7
-from brandloop.db.session import current_tenant
+from brandloop.db.session import current_tenant, get_own
 from brandloop.errors import InvalidInput, Problem
 from brandloop.loyalty import accrual, ledger, transfers
 from brandloop.loyalty.models import (
@@ -180,10 +180,7 @@ async def _refuse_taken_name(
 
 
 async def get_program(session: AsyncSession, program_id: uuid.UUID, *, lock: bool = False) -> Program:
-    program = await session.get(Program, (current_tenant(session), program_id), with_for_update=lock)
-    if program is None:
-        raise InvalidInput(Problem("programId", "NOT_FOUND", "No program of yours has this id."))
-    return program
+    return await get_own(session, Program, program_id, what="program", field="programId", lock=lock)
 
 
 async def list_programs(session: AsyncSession) -> list[Program]:

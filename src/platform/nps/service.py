@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from brandloop.audit import service as audit
 from brandloop.db.base import keyset_page, uuid7
-from brandloop.db.session import current_tenant
+from brandloop.db.session import current_tenant, get_own
 from brandloop.errors import InvalidInput, Problem
 from brandloop.loyalty import events as loyalty_events
 from brandloop.loyalty.rules import EventKind
@@ -195,10 +195,7 @@ async def update_survey(
 
 
 async def get_survey(session: AsyncSession, survey_id: uuid.UUID, *, lock: bool = False) -> Survey:
-    survey = await session.get(Survey, (current_tenant(session), survey_id), with_for_update=lock)
-    if survey is None:
-        raise InvalidInput(Problem("surveyId", "NOT_FOUND", "No survey of yours has this id."))
-    return survey
+    return await get_own(session, Survey, survey_id, what="survey", field="surveyId", lock=lock)
 
 
 async def surveys_page(session: AsyncSession, first: int, after: uuid.UUID | None) -> list[Survey]:
@@ -672,9 +669,7 @@ async def update_task(
     note: str | None = None,
     actor: str,
 ) -> Task:
-    task = await session.get(Task, (current_tenant(session), task_id), with_for_update=True)
-    if task is None:
-        raise InvalidInput(Problem("id", "NOT_FOUND", "No task of yours has this id."))
+    task = await get_own(session, Task, task_id, what="task", lock=True)
     problems = []
     if owner is not None and not 0 < len(owner.strip()) <= 200:
         problems.append(Problem("owner", "INVALID_OWNER", "Name the owner in 1 to 200 characters."))
