@@ -8,6 +8,7 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -76,17 +77,19 @@ class ExampleConnector:
         response.raise_for_status()
         return self._grant(response.json())
 
-    async def fetch_orders(
-        self,
+    @staticmethod
+    async def _page(
         client: httpx.AsyncClient,
         config: ConnectorConfig,
         grant: Grant,
+        path: str,
         window: TimeWindow,
         cursor: str | None,
-    ) -> Page[OrderRecord]:
+    ) -> dict[str, Any]:
+        """One page of what changed in the window, the platform's way: a cursor and a bearer token."""
         assert isinstance(config, ExampleConfig)
         response = await client.get(
-            f"{config.base_url}/orders",
+            f"{config.base_url}{path}",
             params={
                 "since": window.since.isoformat(),
                 "until": window.until.isoformat(),
@@ -95,7 +98,17 @@ class ExampleConnector:
             headers={"Authorization": f"Bearer {grant.access_token.get_secret_value()}"},
         )
         response.raise_for_status()
-        body = response.json()
+        return dict(response.json())
+
+    async def fetch_orders(
+        self,
+        client: httpx.AsyncClient,
+        config: ConnectorConfig,
+        grant: Grant,
+        window: TimeWindow,
+        cursor: str | None,
+    ) -> Page[OrderRecord]:
+        body = await self._page(client, config, grant, "/orders", window, cursor)
         return Page([self._order(o) for o in body["orders"]], body.get("next_cursor"))
 
     async def fetch_listings(
@@ -106,18 +119,7 @@ class ExampleConnector:
         window: TimeWindow,
         cursor: str | None,
     ) -> Page[ListingObservation]:
-        assert isinstance(config, ExampleConfig)
-        response = await client.get(
-            f"{config.base_url}/listings",
-            params={
-                "since": window.since.isoformat(),
-                "until": window.until.isoformat(),
-                "cursor": cursor or "",
-            },
-            headers={"Authorization": f"Bearer {grant.access_token.get_secret_value()}"},
-        )
-        response.raise_for_status()
-        body = response.json()
+        body = await self._page(client, config, grant, "/listings", window, cursor)
         return Page(
             [
                 ListingObservation(
