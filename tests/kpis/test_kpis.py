@@ -3,6 +3,7 @@ computation on a random dataset; target statuses; isolation."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections import defaultdict
@@ -404,3 +405,26 @@ async def test_bad_spend_is_refused_whole(gql: GraphQLClient, tenant: Tenant) ->
     assert (await gql.data(tenant.key, spend, {"input": {"entries": []}}))["recordMarketingSpend"][
         "userErrors"
     ] == [{"field": "entries", "code": "INVALID_COUNT"}]
+
+
+async def test_two_roll_ups_of_the_same_days_at_once_take_turns(
+    engine: AsyncEngine, gql: GraphQLClient, tenant: Tenant
+) -> None:
+    for n in range(30):
+        await record(
+            gql,
+            tenant,
+            f"C{n}",
+            TODAY - timedelta(days=n % 3),
+            1000 + n,
+            buyer={"email": f"c{n}@kpi.example"},
+        )
+
+    async def job() -> int:
+        async with tenant_transaction(engine, tenant.id) as session:
+            return await rollup.catch_up(session)  # the job and an import's catch-up, say
+
+    assert sorted(await asyncio.gather(job(), job(), job())) == [3, 3, 3]
+    async with tenant_transaction(engine, tenant.id) as session:
+        rolled = await session.execute(text("SELECT sum(orders), sum(gmv) FROM kpi_customer_days"))
+    assert tuple(rolled.one()) == (30, sum(1000 + n for n in range(30)))

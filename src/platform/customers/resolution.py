@@ -32,7 +32,7 @@ from brandloop.customers.merges import Held, conflicts, within_limits
 from brandloop.customers.models import BlockedIdentity, CustomerIdentity, ErasedIdentity
 from brandloop.customers.service import MAX_NAME_LENGTH
 from brandloop.db.base import uuid7
-from brandloop.db.session import current_tenant
+from brandloop.db.session import current_tenant, take_turns
 
 
 class Buyer(NamedTuple):
@@ -44,8 +44,6 @@ class Buyer(NamedTuple):
     identities: tuple[Identity, ...]
 
 
-# One resolution at a time per tenant: two deliveries of a new person must not both create them.
-_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 _KNOWN = text(
     """
     SELECT i.kind, i.value, i.customer_id
@@ -82,7 +80,8 @@ async def resolve_buyers(session: AsyncSession, buyers: Sequence[Buyer | None]) 
     """The profile of each buyer (None when it has no usable identity), creating and extending
     profiles as needed. Attached identities are recorded with the buyer's channel as source."""
     tenant_id = current_tenant(session)
-    await session.execute(_LOCK, {"key": f"identities:{tenant_id}"})
+    # One resolution at a time per tenant: two deliveries of a new person must not both create them.
+    await take_turns(session, "identities")
     blocked = {
         (k, v) for k, v in (await session.execute(select(BlockedIdentity.kind, BlockedIdentity.value)))
     }

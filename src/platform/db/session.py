@@ -65,6 +65,15 @@ def current_tenant(session: AsyncSession) -> uuid.UUID:
     return session.info["tenant_id"]
 
 
+async def take_turns(session: AsyncSession, name: str) -> None:
+    """Hold the tenant's lock called `name` until the transaction ends: another transaction of
+    the tenant asking for it waits its turn."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"{name}:{current_tenant(session)}"},
+    )
+
+
 T = TypeVar("T")
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from brandloop.db.session import current_tenant
+from brandloop.db.session import current_tenant, take_turns
 from brandloop.kpis.models import NO_CUSTOMER, NO_TIER, Watermark
 from brandloop.orders.service import PAID_STATUSES
 from brandloop.tenancy.service import settings_of
@@ -141,6 +141,7 @@ def _bounds(day_from: date, day_until: date, zone: str) -> tuple[datetime, datet
 async def rebuild(session: AsyncSession, day_from: date, day_until: date) -> None:
     """Recompute every roll-up for [day_from, day_until] from the raw data, in the caller's
     transaction: what was there is replaced, so a rebuild is always safe to repeat."""
+    await take_turns(session, "kpis.rollup")  # two rebuilds of the same days would insert twice
     settings = await settings_of(session)
     tenant, zone, reporting = current_tenant(session), settings.timezone, settings.reporting_currency
     start, end = _bounds(day_from, day_until, zone)
@@ -167,6 +168,7 @@ async def catch_up(session: AsyncSession, *, now: datetime | None = None) -> int
     the last two days, whose surveys, points and loyalty members only ever change now. Returns
     how many days were rebuilt."""
     now = now or datetime.now(UTC)
+    await take_turns(session, "kpis.rollup")  # the watermark is read and moved by one at a time
     settings = await settings_of(session)
     today = now.astimezone(ZoneInfo(settings.timezone)).date()
     days = sorted(
