@@ -8,15 +8,25 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import httpx
 import pytest
+from pydantic import AfterValidator, SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from brandloop.connectors import Capability, ConnectorError, EventKind, TimeWindow, discover, secret_fields
+from brandloop.connectors import (
+    Capability,
+    ConnectorConfig,
+    ConnectorError,
+    EventKind,
+    TimeWindow,
+    discover,
+    secret_fields,
+)
 
 
 def test_an_installed_plugin_is_discovered(site: Path) -> None:
@@ -94,3 +104,14 @@ def test_a_broken_plugin_is_named(tmp_path: Path) -> None:
             discover()
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def test_secret_fields_are_found_however_they_are_declared() -> None:
+    class Config(ConnectorConfig):
+        plain: str
+        key: SecretStr
+        optional_key: SecretStr | None = None
+        checked_key: Annotated[SecretStr, AfterValidator(lambda v: v)] | None = None
+        note: Annotated[str, AfterValidator(lambda v: v)] = ""
+
+    assert secret_fields(Config) == ["key", "optional_key", "checked_key"]

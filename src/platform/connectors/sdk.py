@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar, get_args, runtime_checkable
 
 import httpx
 from babel.numbers import get_currency_precision
@@ -110,10 +110,12 @@ def raise_for_transient(response: httpx.Response, throttled: str) -> None:
 
 
 def secret_fields(model: type[ConnectorConfig]) -> list[str]:
-    """The names of a configuration's secret fields."""
-    return [
-        name for name, info in model.model_fields.items() if info.annotation in (SecretStr, SecretStr | None)
-    ]
+    """The names of a configuration's secret fields: a `SecretStr`, optional or annotated too."""
+
+    def secret(annotation: object) -> bool:
+        return annotation is SecretStr or any(secret(a) for a in get_args(annotation))
+
+    return [name for name, info in model.model_fields.items() if secret(info.annotation)]
 
 
 @dataclass(frozen=True, slots=True)
