@@ -216,3 +216,20 @@ async def test_a_worker_killed_at_random_points_ends_with_the_same_data(
     async with tenant_transaction(engine, tenant.id) as session:
         checkpoint = await session.get(Checkpoint, (tenant.id, killed["pk"], "orders"))
     assert checkpoint is not None and checkpoint.cursor is None and checkpoint.failures == 0
+
+
+async def test_a_configuration_amazon_would_not_take_is_refused_field_by_field(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
+    config = {"lwa_client_id": "", "lwa_client_secret": "s", "refresh_token": "Atzr|x", "region": "mars",
+              "marketplace_ids": [], "api_base_url": "ftp://example"}  # fmt: skip
+    created = await gql.data(
+        tenant.key, CREATE, {"input": {"connector": "amazon", "name": "Bad", "config": config}}
+    )
+    assert created["createConnection"]["connection"] is None
+    assert {(e["field"], e["code"]) for e in created["createConnection"]["userErrors"]} == {
+        ("config.lwa_client_id", "INVALID_CONFIG"),
+        ("config.region", "INVALID_CONFIG"),
+        ("config.marketplace_ids", "INVALID_CONFIG"),
+        ("config.api_base_url", "INVALID_CONFIG"),
+    }

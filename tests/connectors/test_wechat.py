@@ -391,3 +391,20 @@ async def test_one_run_of_the_job_takes_a_burst_of_follows_batch_after_batch(
         pending = await session.scalar(text("SELECT count(*) FROM webhook_events WHERE processed_at IS NULL"))
         customers = await session.scalar(text("SELECT count(*) FROM customers"))
     assert (pending, customers) == (0, 450)
+
+
+async def test_a_configuration_wechat_would_not_take_is_refused_field_by_field(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
+    config = {"appid": "not-an-appid", "secret": SECRET, "token": TOKEN, "encoding_aes_key": "short",
+              "welcome_message": "]]><xml>", "unknown": 1}  # fmt: skip
+    created = await gql.data(
+        tenant.key, CREATE, {"input": {"connector": "wechat", "name": "Bad", "config": config}}
+    )
+    assert created["createConnection"]["connection"] is None
+    assert {(e["field"], e["code"]) for e in created["createConnection"]["userErrors"]} == {
+        ("config.appid", "INVALID_CONFIG"),
+        ("config.encoding_aes_key", "INVALID_CONFIG"),
+        ("config.welcome_message", "INVALID_CONFIG"),
+        ("config.unknown", "INVALID_CONFIG"),
+    }

@@ -24,7 +24,7 @@ from xml.etree.ElementTree import Element
 import httpx
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from brandloop.connectors import (
     WEBHOOK_FRESHNESS,
@@ -89,6 +89,13 @@ class WeChatConfig(ConnectorConfig):
     )
     """The text a new follower gets in answer to following (encrypted in safe mode)."""
     api_base_url: BaseUrl = PRODUCTION
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None:
+            MessageCrypto(key.get_secret_value(), "")  # ValueError unless 43 characters of base64
+        return key
 
 
 def _config(config: ConnectorConfig) -> WeChatConfig:
