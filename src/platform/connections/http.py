@@ -59,23 +59,23 @@ REFUSALS = {
 }
 
 
-def _address(request: Request) -> tuple[str, uuid.UUID | None, str]:
-    """The connector, the connection and the URL as registered with the platform (its query
-    included: some platforms sign there)."""
+def _address(request: Request) -> tuple[str, str, uuid.UUID | None, str]:
+    """The connector, its label in metrics (bounded: unknown ones are "unknown"), the connection,
+    and the URL as registered with the platform (its query included: some platforms sign there)."""
     connector = request.path_params["connector"]
+    label = connector if connector in service.connectors() else "unknown"
     try:
         connection_id: uuid.UUID | None = uuid.UUID(request.path_params["connection"])
     except ValueError:
-        return connector, None, ""
+        return connector, label, None, ""
     url = service.webhook_url(request.app.state.runtime.settings, connector, connection_id)
-    return connector, connection_id, url + (f"?{request.url.query}" if request.url.query else "")
+    return connector, label, connection_id, url + (f"?{request.url.query}" if request.url.query else "")
 
 
 async def challenge(request: Request) -> Response:
     """A platform checking the push address before it uses it (WeChat): its answer, as plain text."""
     runtime = request.app.state.runtime
-    connector, connection_id, url = _address(request)
-    label = connector if connector in service.connectors() else "unknown"
+    connector, label, connection_id, url = _address(request)
     try:
         if connection_id is None:
             raise webhooks.Refused("NOT_FOUND")
@@ -96,8 +96,7 @@ async def challenge(request: Request) -> Response:
 
 async def webhook(request: Request) -> Response:
     runtime = request.app.state.runtime
-    connector, connection_id, url = _address(request)
-    label = connector if connector in service.connectors() else "unknown"  # bounded metric labels
+    connector, label, connection_id, url = _address(request)
     body = await request.body()
     if len(body) > MAX_WEBHOOK_BODY:
         WEBHOOK_DELIVERIES.labels(label, "too_large").inc()
