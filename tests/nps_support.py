@@ -1,4 +1,4 @@
-"""Helpers for the NPS tests."""
+"""Helpers for the NPS tests (and others that survey customers)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,37 @@ async def survey(gql: GraphQLClient, tenant: Tenant, **given: Any) -> str:
     payload = data["createSurvey"]
     assert payload["userErrors"] == [], payload
     return str(payload["survey"]["id"])
+
+
+CONSENT = """mutation($input: RecordConsentInput!) { recordConsent(input: $input) { userErrors { code } } }"""
+
+
+async def customer(gql: GraphQLClient, tenant: Tenant, name: str, consent: bool = True) -> str:
+    data = await gql.data(
+        tenant.key,
+        "mutation($n: String!) { createCustomer(input: {displayName: $n}) { customer { id } } }",
+        {"n": name},
+    )
+    customer_id = str(data["createCustomer"]["customer"]["id"])
+    if consent:
+        await grant(gql, tenant, customer_id, True)
+    return customer_id
+
+
+async def grant(
+    gql: GraphQLClient, tenant: Tenant, customer_id: str, granted: bool, channel: str = "wechat"
+) -> None:
+    data = await gql.data(
+        tenant.key,
+        CONSENT,
+        {
+            "input": {
+                "customerId": customer_id,
+                "channel": channel,
+                "purpose": "SURVEYS",
+                "granted": granted,
+                "source": "test",
+            }
+        },
+    )
+    assert data["recordConsent"]["userErrors"] == []

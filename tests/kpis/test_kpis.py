@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kpis_support import settle
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -50,11 +51,6 @@ async def record(gql: GraphQLClient, tenant: Tenant, n: str, day: date, total: i
 async def in_shanghai(gql: GraphQLClient, tenant: Tenant) -> None:
     change = 'mutation { updateTenantSettings(input: {timezone: "Asia/Shanghai"}) { userErrors { code } } }'
     assert (await gql.data(tenant.key, change))["updateTenantSettings"]["userErrors"] == []
-
-
-async def settle(engine: AsyncEngine, tenant: Tenant) -> None:
-    async with tenant_transaction(engine, tenant.id) as session:
-        await rollup.catch_up(session)
 
 
 async def test_order_kpis_on_a_fixed_dataset_equal_the_hand_computation(

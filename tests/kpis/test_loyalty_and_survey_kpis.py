@@ -7,13 +7,13 @@ import math
 from typing import Any
 
 import httpx
+from kpis_support import settle
 from loyalty_support import backdate_rules, order, program, rules
-from nps_support import survey
+from nps_support import customer, survey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from brandloop.db.session import platform_transaction, tenant_transaction
-from brandloop.kpis import rollup
+from brandloop.db.session import platform_transaction
 from support import GraphQLClient, Tenant
 
 SAVE = """mutation($input: SaveDashboardInput!) { saveDashboard(input: $input) {
@@ -36,11 +36,6 @@ async def shown(gql: GraphQLClient, tenant: Tenant, widgets: list[dict[str, Any]
     saved = (await gql.data(tenant.key, SAVE, {"input": {"name": "T", "widgets": widgets}}))["saveDashboard"]
     assert saved["userErrors"] == []
     return {w["kpi"]["key"]: w for w in saved["dashboard"]["widgets"]}
-
-
-async def settle(engine: AsyncEngine, tenant: Tenant) -> None:
-    async with tenant_transaction(engine, tenant.id) as session:
-        await rollup.catch_up(session)
 
 
 async def test_points_members_and_tiers_equal_the_hand_computation(
@@ -104,24 +99,6 @@ async def test_points_members_and_tiers_equal_the_hand_computation(
     )
     rows = saved["saveDashboard"]["dashboard"]["widgets"][0]["breakdown"]
     assert sorted((r["key"], r["value"]) for r in rows) == [("Green", 0.5), ("Silver", 0.5)]
-
-
-async def customer(gql: GraphQLClient, tenant: Tenant, name: str, consent: bool = True) -> str:
-    created = await gql.data(
-        tenant.key,
-        "mutation($n: String!) { createCustomer(input: {displayName: $n}) { customer { id } } }",
-        {"n": name},
-    )
-    customer_id = str(created["createCustomer"]["customer"]["id"])
-    if consent:
-        consented = await gql.data(
-            tenant.key,
-            """mutation($id: ID!) { recordConsent(input: {customerId: $id, channel: "wechat", purpose: SURVEYS,
-                 granted: true, source: "test"}) { userErrors { code } } }""",
-            {"id": customer_id},
-        )
-        assert consented["recordConsent"]["userErrors"] == []
-    return customer_id
 
 
 async def test_nps_response_rate_and_follow_up_on_time_equal_the_hand_computation(

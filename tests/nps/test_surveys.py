@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from loyalty_support import backdate_rules, balance, program, rules
-from nps_support import CREATE, QUESTION, survey
+from nps_support import CREATE, QUESTION, customer, grant, survey
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,40 +23,8 @@ from support import GraphQLClient, Tenant
 INVITE = """mutation($input: InviteToSurveyInput!) { inviteToSurvey(input: $input) {
   invitations { id link status customer { id } } skippedQuietPeriod skippedNoConsent skippedUnknown
   userErrors { field code message } } }"""
-CONSENT = """mutation($input: RecordConsentInput!) { recordConsent(input: $input) { userErrors { code } } }"""
 TASKS = """query($f: NpsTaskFilterInput) { npsTasks(filter: $f) { totalCount edges { node {
   id status overdue owner notes { text by } response { score category customer { id } } } } } }"""
-
-
-async def customer(gql: GraphQLClient, tenant: Tenant, name: str, consent: bool = True) -> str:
-    data = await gql.data(
-        tenant.key,
-        "mutation($n: String!) { createCustomer(input: {displayName: $n}) { customer { id } } }",
-        {"n": name},
-    )
-    customer_id = str(data["createCustomer"]["customer"]["id"])
-    if consent:
-        await grant(gql, tenant, customer_id, True)
-    return customer_id
-
-
-async def grant(
-    gql: GraphQLClient, tenant: Tenant, customer_id: str, granted: bool, channel: str = "wechat"
-) -> None:
-    data = await gql.data(
-        tenant.key,
-        CONSENT,
-        {
-            "input": {
-                "customerId": customer_id,
-                "channel": channel,
-                "purpose": "SURVEYS",
-                "granted": granted,
-                "source": "test",
-            }
-        },
-    )
-    assert data["recordConsent"]["userErrors"] == []
 
 
 async def invite(
