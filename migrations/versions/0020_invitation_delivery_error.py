@@ -26,9 +26,12 @@ def upgrade() -> None:
         ["tenant_id", "delivery_retry_at"],
         postgresql_where=sa.text("delivery_retry_at IS NOT NULL"),
     )
+    # A channel's messages sent today, counted against its daily quota before each one.
+    op.create_index("ix_nps_invitations_delivered", "nps_invitations", ["tenant_id", "channel", "delivered_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_nps_invitations_delivered", "nps_invitations")
     op.drop_index("ix_nps_invitations_retry", "nps_invitations")
     op.drop_column("nps_invitations", "delivery_retry_at")
     op.drop_column("nps_invitations", "delivery_error")
