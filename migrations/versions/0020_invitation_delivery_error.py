@@ -27,7 +27,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("delivery_retry_at IS NOT NULL"),
     )
     # A channel's messages sent today, counted against its daily quota before each one.
-    op.create_index("ix_nps_invitations_delivered", "nps_invitations", ["tenant_id", "channel", "delivered_at"])
+    op.create_index(
+        "ix_nps_invitations_delivered", "nps_invitations", ["tenant_id", "channel", "delivered_at"]
+    )
 
 
 def downgrade() -> None:
