@@ -147,6 +147,7 @@ _MEMBERS = """
       JOIN kpi_tier_days k ON k.day <= e.last
       LEFT JOIN loyalty_tiers t ON t.id = k.tier_id
      GROUP BY 1, 2
+    HAVING sum(k.net) <> 0
 """
 _FOLLOW_UPS = """
     SELECT e.start, {dim} AS dim, count(*) AS due, count(*) FILTER (WHERE t.followed_up_at <= t.due_at) AS on_time
