@@ -77,6 +77,16 @@ async def test_points_members_and_tiers_equal_the_hand_computation(
         },
     )
     assert redeemed["redeemReward"]["userErrors"] == []
+    # Enrolled by their first order, which was placed a little before it was recorded (and may
+    # be yesterday, when this runs just after midnight): they joined with that order.
+    async with platform_transaction(engine) as session:
+        await session.execute(
+            text(
+                """UPDATE loyalty_accounts a SET enrolled_at = (SELECT min(placed_at) FROM orders o
+                    WHERE o.tenant_id = a.tenant_id AND o.customer_id = a.customer_id) WHERE a.tenant_id = :t"""
+            ),
+            {"t": tenant.id},
+        )
     await settle(engine, tenant)
     keys = ["points_issued", "points_redeemed", "points_liability", "redemption_rate", "member_repurchase_rate",
             "repeat_purchase_rate", "tier_penetration"]  # fmt: skip
